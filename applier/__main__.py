@@ -1,0 +1,5 @@
+import sys
+
+from applier.cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""Command line: `python -m applier <command>` or `whatsmeow-tenancy <command>`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from applier import __version__
+from applier.errors import EXIT_ERROR, ApplierError
+
+EPILOG = """\
+database: --dsn, else DATABASE_URL, else the libpq PG* variables, else the embedded
+  default (a local PostgreSQL cluster the applier starts itself).
+exit codes: 0 ok; 1 pending steps, drift or findings; 2 usage, configuration,
+  connection or failed step; 3 database newer than this package (refused).
+"""
+
+COMMANDS = {
+    "upgrade": (
+        "apply every pending step, each in one transaction with its version row",
+        "example: python -m applier upgrade --dsn postgresql://owner@db/whatsmeow",
+    ),
+    "status": (
+        "show the recorded version, the newest known one and the pending steps (exit 1 if any)",
+        "example: python -m applier status --json",
+    ),
+    "demo": (
+        "show that two tenants sharing a device JID stay apart (rolled back, changes nothing)",
+        "example: python -m applier demo",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dsn", help="libpq connection string or URL of the target database")
+    common.add_argument("--quiet", action="store_true", help="print only errors and requested output")
+    common.add_argument("--debug", action="store_true", help="print a traceback on errors")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m applier",
+        description="Apply and inspect the multi-tenant whatsmeow PostgreSQL store.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {}
+    for name, (summary, example) in COMMANDS.items():
+        commands[name] = sub.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog=f"{example}\n\n{EPILOG}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    commands["upgrade"].add_argument(
+        "--lock-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for another applier to finish (default 60)",
+    )
+    commands["status"].add_argument("--json", action="store_true", help="print the status document as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return importlib.import_module(f"applier.{args.command}").run(args)
+    except ApplierError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; every step is one transaction, so the database is at its last recorded version",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug or an unexpected database error: one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", file=sys.stderr)
+        return EXIT_ERROR

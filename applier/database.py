@@ -1,0 +1,143 @@
+"""Connections and what the database says about itself."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from applier.errors import ApplierError
+
+APPLICATION_NAME = "whatsmeow-tenancy"
+# Session-level advisory lock that serializes appliers: the bytes of "whatsmeo".
+ADVISORY_LOCK_KEY = 8604234240871982447
+LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+
+
+def resolve_dsn(dsn: str | None) -> tuple[str, str]:
+    """The DSN to use and where it came from: --dsn, DATABASE_URL, PG* variables, else the embedded default."""
+    if dsn:
+        return dsn, "--dsn"
+    if os.environ.get("DATABASE_URL"):
+        return os.environ["DATABASE_URL"], "DATABASE_URL"
+    if any(os.environ.get(name) for name in LIBPQ_ENV):
+        return "", "PG* environment"
+    from applier.embedded import default_dsn
+
+    return default_dsn(), "embedded default"
+
+
+def redact(dsn: str) -> str:
+    """The DSN with any password replaced, safe to print."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparsable DSN>"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo(**params) if params else "<libpq defaults>"
+
+
+def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
+    try:
+        return psycopg.connect(
+            dsn,
+            autocommit=autocommit,
+            application_name=APPLICATION_NAME,
+            connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
+        )
+    except psycopg.OperationalError as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ApplierError(f"cannot connect to {redact(dsn)}: {detail}") from exc
+
+
+def open_database(dsn_arg: str | None, *, quiet: bool = False) -> psycopg.Connection:
+    dsn, source = resolve_dsn(dsn_arg)
+    if not quiet:
+        print(f"database: {redact(dsn)} ({source})", file=sys.stderr)
+    return connect(dsn)
+
+
+def acquire_lock(conn: psycopg.Connection, timeout: float) -> None:
+    """Take the appliers' advisory lock, waiting at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    announced = False
+    while not conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()[0]:
+        if time.monotonic() >= deadline:
+            raise ApplierError(
+                f"another applier has held the lock (advisory lock {ADVISORY_LOCK_KEY}) for over {timeout:g}s; "
+                "wait for it to finish or raise --lock-timeout"
+            )
+        if not announced:
+            print("waiting for another applier to finish ...", file=sys.stderr)
+            announced = True
+        time.sleep(0.2)
+
+
+def release_lock(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What the database holds: its recorded version and the kind of store."""
+
+    version: int
+    compat: int
+    has_version_table: bool
+    has_compat_column: bool
+    whatsmeow_tables: tuple[str, ...]
+    tenant_keyed: bool
+
+    @property
+    def kind(self) -> str:
+        if not self.whatsmeow_tables:
+            return "empty"
+        return "multi-tenant" if self.tenant_keyed else "upstream-single-tenant"
+
+
+def read_state(conn: psycopg.Connection) -> StoreState:
+    tables = tuple(
+        row[0]
+        for row in conn.execute(
+            """
+            SELECT c.relname FROM pg_class AS c
+            WHERE c.relkind IN ('r', 'p') AND c.relname LIKE 'whatsmeow\\_%'
+              AND c.relnamespace = current_schema()::regnamespace
+            ORDER BY c.relname
+            """
+        )
+    )
+    has_version_table = "whatsmeow_version" in tables
+    has_compat = False
+    version = compat = 0
+    if has_version_table:
+        has_compat = bool(
+            conn.execute(
+                """
+                SELECT 1 FROM pg_attribute
+                WHERE attrelid = 'whatsmeow_version'::regclass AND attname = 'compat' AND NOT attisdropped
+                """
+            ).fetchone()
+        )
+        row = conn.execute(
+            f"SELECT version, {'compat' if has_compat else 'NULL'} FROM whatsmeow_version LIMIT 1"
+        ).fetchone()
+        if row:
+            version = row[0] or 0
+            # dbutil treats a missing or zero compat as equal to the version.
+            compat = row[1] or version
+    tenant_keyed = "whatsmeow_device" in tables and bool(
+        conn.execute(
+            """
+            SELECT 1 FROM pg_attribute
+            WHERE attrelid = 'whatsmeow_device'::regclass AND attname = 'business_id' AND NOT attisdropped
+            """
+        ).fetchone()
+    )
+    data_tables = tuple(name for name in tables if name != "whatsmeow_version")
+    return StoreState(version, compat, has_version_table, has_compat, data_tables, tenant_keyed)

@@ -1,0 +1,54 @@
+"""`demo`: show, in a transaction that is rolled back, that two tenants sharing a JID stay apart."""
+
+from __future__ import annotations
+
+import psycopg
+
+from applier.database import open_database, read_state
+from applier.errors import ApplierError
+
+JID = "15550001111.0:1@s.whatsapp.net"
+DEVICE = """
+INSERT INTO whatsmeow_device (business_id, jid, registration_id, noise_key, identity_key, signed_pre_key,
+    signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig, adv_account_sig_key, adv_device_sig)
+VALUES (%(b)s, %(jid)s, 1, %(k32)s, %(k32)s, %(k32)s, 1, %(k64)s, %(k32)s, '\\x00', %(k64)s, %(k32)s, %(k64)s)
+"""
+SESSION = "INSERT INTO whatsmeow_sessions (business_id, our_jid, their_id, session) VALUES (%s, %s, %s, %s)"
+
+
+class Rollback(Exception):
+    pass
+
+
+def run(args) -> int:
+    with open_database(args.dsn, quiet=args.quiet) as conn:
+        if read_state(conn).kind != "multi-tenant":
+            raise ApplierError("the database has no multi-tenant store yet; run `upgrade` first")
+        try:
+            with conn.transaction():
+                show(conn)
+                raise Rollback
+        except Rollback:
+            print("(rolled back: the database is unchanged)")
+    return 0
+
+
+def show(conn: psycopg.Connection) -> None:
+    keys = {"jid": JID, "k32": b"\x01" * 32, "k64": b"\x02" * 64}
+    for tenant, peer in (("acme", "alice"), ("globex", "bob")):
+        conn.execute(DEVICE, {**keys, "b": tenant})
+        conn.execute(SESSION, (tenant, JID, f"{peer}.0:0", peer.encode()))
+    print(f"two tenants, acme and globex, each own a device with JID {JID}")
+    for tenant in ("acme", "globex"):
+        rows = conn.execute(
+            "SELECT their_id FROM whatsmeow_sessions WHERE business_id = %s AND our_jid = %s", (tenant, JID)
+        ).fetchall()
+        print(f"  {tenant} sees sessions: {[row[0] for row in rows]}")
+    try:
+        with conn.transaction():
+            conn.execute(SESSION, ("initech", JID, "mallory.0:0", b"x"))
+    except psycopg.errors.ForeignKeyViolation:
+        print("  a session for tenant initech on that JID is refused: initech has no such device")
+    conn.execute("DELETE FROM whatsmeow_device WHERE business_id = 'acme' AND jid = %s", (JID,))
+    left = conn.execute("SELECT business_id, their_id FROM whatsmeow_sessions WHERE our_jid = %s", (JID,)).fetchall()
+    print(f"  after deleting acme's device, the sessions left for that JID: {left}")

@@ -1,0 +1,99 @@
+"""The upgrade line: the dbutil-format files in upgrades/ and the plan to run them.
+
+The header of each file is the truth about its versions, exactly as
+go.mau.fi/util/dbutil reads it, so a Go caller that embeds upgrades/ and this
+applier agree on every step.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from applier.errors import ApplierError, DatabaseNewerError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+UPGRADES_DIR = PACKAGE_ROOT / "upgrades"
+VERSION_TABLE_SQL = PACKAGE_ROOT / "schema" / "version-table.sql"
+
+HEADER = re.compile(r"^-- (?:v(\d+) -> )?v(\d+)(?: \(compatible with v(\d+)\+\))?: (.+)$")
+TRANSACTION = re.compile(r"^-- transaction: ([a-z-]*)")
+FILE_NAME = re.compile(r"^(\d\d)-[a-z0-9]+(?:-[a-z0-9]+)*\.sql$")
+
+
+@dataclass(frozen=True)
+class Step:
+    path: Path
+    from_version: int
+    to_version: int
+    compat: int
+    message: str
+    transaction: bool
+    sql: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def describe(self) -> str:
+        return f"v{self.from_version} -> v{self.to_version} (compat v{self.compat}): {self.message} [{self.name}]"
+
+
+def parse_step(path: Path) -> Step:
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    match = HEADER.match(lines[0])
+    if not match:
+        raise ApplierError(f"{path.name}:1: not a dbutil upgrade header: {lines[0]!r}")
+    to_version = int(match[2])
+    from_version = int(match[1]) if match[1] else to_version - 1
+    compat = int(match[3]) if match[3] else to_version
+    transaction = True
+    txn = TRANSACTION.match(lines[1]) if len(lines) > 1 else None
+    if txn:
+        if txn[1] not in ("on", "off"):
+            raise ApplierError(f"{path.name}:2: invalid transaction mode {txn[1]!r}")
+        transaction = txn[1] == "on"
+    return Step(path, from_version, to_version, compat, match[4], transaction, text)
+
+
+def load_steps(folder: Path = UPGRADES_DIR) -> dict[int, Step]:
+    """All upgrade steps keyed by the version they start from."""
+    steps: dict[int, Step] = {}
+    for path in sorted(folder.glob("*.sql")):
+        if not FILE_NAME.match(path.name):
+            raise ApplierError(f"{path.name}: upgrade files are named NN-kebab-summary.sql")
+        step = parse_step(path)
+        if step.from_version in steps:
+            raise ApplierError(f"{path.name} and {steps[step.from_version].name} both upgrade from v{step.from_version}")
+        steps[step.from_version] = step
+    if not steps:
+        raise ApplierError(f"no upgrade files in {folder}")
+    return steps
+
+
+def latest_version(steps: dict[int, Step]) -> int:
+    return max(step.to_version for step in steps.values())
+
+
+def latest_compat(steps: dict[int, Step]) -> int:
+    return max(steps.values(), key=lambda step: step.to_version).compat
+
+
+def plan(version: int, compat: int, steps: dict[int, Step]) -> list[Step]:
+    """The steps that bring a database at `version` to the latest, the way dbutil walks them."""
+    latest = latest_version(steps)
+    if compat > latest:
+        raise DatabaseNewerError(
+            f"the database is at v{version} (compatible down to v{compat}), newer than this package, "
+            f"which knows up to v{latest}; upgrade the package instead"
+        )
+    path = []
+    while version < latest:
+        step = steps.get(version)
+        if step is None:
+            raise ApplierError(f"no upgrade step starts at v{version}; the database cannot be brought to v{latest}")
+        path.append(step)
+        version = step.to_version
+    return path
