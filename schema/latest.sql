@@ -5,6 +5,15 @@
 BEGIN;
 
 \ir version-table.sql
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM whatsmeow_version) THEN
+        RAISE EXCEPTION 'whatsmeow_version already records a version; schema/latest.sql installs into an empty database only'
+        USING HINT = 'Bring an existing store forward with: python -m applier upgrade';
+    END IF;
+END
+$$;
 \ir ../upgrades/00-latest-schema.sql
 
 DELETE FROM whatsmeow_version;

@@ -1,0 +1,147 @@
+"""The applier as users run it: exit codes, messages, refusals that change nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from applier import catalog
+from applier.database import redact, resolve_dsn
+from applier.embedded import Cluster, find_bindir, server_user
+from applier.steps import UPGRADES_DIR, Step
+from applier.upgrade import sql_error
+
+ROOT = Path(__file__).resolve().parent.parent
+UPSTREAM_V15 = Path(__file__).parent / "fixtures" / "upstream-v15.sql"
+
+
+def applier(*args, env=None):
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    environment.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "applier", *args], capture_output=True, text=True, cwd=ROOT, env=environment,
+        check=False, timeout=120,
+    )
+
+
+def state(dsn):
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute("SELECT * FROM whatsmeow_version").fetchall() if conn.execute(
+            "SELECT to_regclass('whatsmeow_version')").fetchone()[0] else None
+        return catalog.snapshot(conn), rows
+
+
+def test_upgrade_installs_then_reports_current_on_the_second_run(empty_dsn):
+    first = applier("upgrade", "--dsn", empty_dsn)
+    assert first.returncode == 0, first.stderr
+    assert "applied v0 -> v16" in first.stderr
+    second = applier("upgrade", "--dsn", empty_dsn)
+    assert second.returncode == 0
+    assert "already at v16" in second.stderr
+    assert "applied" not in second.stderr
+
+
+def test_status_json_lists_the_pending_step_and_exits_1_until_applied(empty_dsn):
+    pending = applier("status", "--json", "--dsn", empty_dsn)
+    assert pending.returncode == 1
+    doc = json.loads(pending.stdout)
+    assert doc["version"] == 0 and doc["latest_version"] == 16 and doc["store"] == "empty"
+    assert [(s["from"], s["to"], s["file"]) for s in doc["pending"]] == [(0, 16, "00-latest-schema.sql")]
+    applier("upgrade", "--dsn", empty_dsn)
+    current = applier("status", "--json", "--dsn", empty_dsn)
+    assert current.returncode == 0
+    doc = json.loads(current.stdout)
+    assert (doc["version"], doc["compat"], doc["store"], doc["pending"], doc["tenants"]) == (
+        16, 16, "multi-tenant", [], 0)
+
+
+def test_database_newer_than_the_package_is_refused_with_exit_3_and_left_alone(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE whatsmeow_version SET version = 18, compat = 17")
+    before = state(db_dsn)
+    result = applier("upgrade", "--dsn", db_dsn)
+    assert result.returncode == 3
+    assert "v18" in result.stderr and "v17" in result.stderr and "v16" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert state(db_dsn) == before
+    assert applier("status", "--dsn", db_dsn).returncode == 3
+
+
+def test_upstream_single_tenant_store_is_refused_and_left_alone(empty_dsn):
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(UPSTREAM_V15.read_text())
+    before = state(empty_dsn)
+    result = applier("upgrade", "--dsn", empty_dsn)
+    assert result.returncode == 2
+    assert "single-tenant" in result.stderr and "v15" in result.stderr
+    assert state(empty_dsn) == before
+
+
+def test_unreachable_server_gives_one_error_line_and_exit_2_with_password_hidden():
+    result = applier("upgrade", "--dsn", "postgresql://app:s3cret@127.0.0.1:1/whatsmeow", env={"PGCONNECT_TIMEOUT": "2"})
+    assert result.returncode == 2
+    assert "s3cret" not in result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "cannot connect" in errors[0]
+
+
+def test_failed_statement_is_reported_with_file_line_column_and_sqlstate(db):
+    step = Step(UPGRADES_DIR / "99-broken-example.sql", 16, 17, 16, "example", True,
+                "-- v17: example\nSELECT 1;\nSELECT no_such_column\nFROM whatsmeow_device;\n")
+    with pytest.raises(psycopg.Error) as exc:
+        db.execute(step.sql)
+    message = str(sql_error(step, exc.value))
+    assert message.startswith("99-broken-example.sql:3:8: ")
+    assert "no_such_column" in message and "SQLSTATE 42703" in message
+
+
+def test_dsn_comes_from_flag_then_database_url_then_libpq_environment(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://from-env/db")
+    monkeypatch.setenv("PGHOST", "pg-host")
+    assert resolve_dsn("host=flag") == ("host=flag", "--dsn")
+    assert resolve_dsn(None) == ("postgresql://from-env/db", "DATABASE_URL")
+    monkeypatch.delenv("DATABASE_URL")
+    assert resolve_dsn(None) == ("", "PG* environment")
+
+
+def test_redact_hides_passwords_in_urls_and_key_value_dsns():
+    assert "hunter2" not in redact("postgresql://u:hunter2@h/db")
+    assert "hunter2" not in redact("host=h user=u password=hunter2")
+    assert "user=u" in redact("host=h user=u password=hunter2")
+
+
+def test_without_any_dsn_the_embedded_default_is_started_reused_and_upgraded():
+    home = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-embedded-"))
+    home.chmod(0o755)
+    env = {"WHATSMEOW_TENANCY_HOME": str(home)}
+    try:
+        first = applier("upgrade", env=env)
+        assert first.returncode == 0, first.stderr
+        assert "(embedded default)" in first.stderr and "applied v0 -> v16" in first.stderr
+        second = applier("status", "--json", env=env)
+        assert second.returncode == 0
+        assert json.loads(second.stdout)["version"] == 16
+        demo = applier("demo", env=env)
+        assert demo.returncode == 0
+        assert "acme sees sessions: ['alice.0:0']" in demo.stdout
+        assert "[('globex', 'bob.0:0')]" in demo.stdout
+        assert json.loads(applier("status", "--json", env=env).stdout)["tenants"] == 0, "the demo rolls back"
+    finally:
+        Cluster(home, find_bindir(), server_user()).stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_help_lists_exit_codes_and_an_example_for_every_command():
+    for command in ("upgrade", "status", "demo"):
+        result = applier(command, "--help")
+        assert result.returncode == 0
+        assert "example:" in result.stdout and "exit codes" in result.stdout
