@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for another applier to finish (default 60)",
     )
+    commands["upgrade"].add_argument(
+        "--adopt-business-id",
+        metavar="BUSINESS_ID",
+        help="convert an upstream single-tenant store, assigning every existing row to this tenant",
+    )
     commands["status"].add_argument("--json", action="store_true", help="print the status document as JSON")
     return parser
 

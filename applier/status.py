@@ -15,16 +15,20 @@ def collect(conn) -> tuple[dict, int]:
     """The status document (its keys are a stable, documented interface) and the exit code."""
     steps = load_steps()
     state = read_state(conn)
+    problem, code = None, EXIT_OK
     try:
         check_convertible(state)
+    except ApplierError as exc:
+        problem, code = str(exc), exc.exit_code
+    try:
         pending = [
             {"from": s.from_version, "to": s.to_version, "compat": s.compat, "file": s.name, "message": s.message}
             for s in plan(state.version, state.compat, steps)
         ]
-        problem = None
-        code = EXIT_PENDING if pending else EXIT_OK
     except ApplierError as exc:
         pending, problem, code = [], str(exc), exc.exit_code
+    if code == EXIT_OK and pending:
+        code = EXIT_PENDING
     tenants = None
     if state.tenant_keyed:
         tenants = conn.execute("SELECT count(DISTINCT business_id) FROM whatsmeow_device").fetchone()[0]

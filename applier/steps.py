@@ -17,6 +17,9 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 UPGRADES_DIR = PACKAGE_ROOT / "upgrades"
 VERSION_TABLE_SQL = PACKAGE_ROOT / "schema" / "version-table.sql"
 
+# The first multi-tenant version; everything below it is upstream's single-tenant line.
+MULTI_TENANT_SINCE = 16
+
 HEADER = re.compile(r"^-- (?:v(\d+) -> )?v(\d+)(?: \(compatible with v(\d+)\+\))?: (.+)$")
 TRANSACTION = re.compile(r"^-- transaction: ([a-z-]*)")
 FILE_NAME = re.compile(r"^(\d\d)-[a-z0-9]+(?:-[a-z0-9]+)*\.sql$")

@@ -27,9 +27,10 @@ def test_file_prefix_matches_header_without_gaps_or_duplicates():
     for step in steps.values():
         prefix = int(step.name[:2])
         assert prefix == (0 if step.from_version == 0 else step.to_version), step.name
-    # Every version after the fresh-install step is reachable one step at a time from upstream's v15.
+    # Upstream's replayed steps v3..v15, then ours: one step per version, no gap, no second path.
     chained = sorted(s.to_version for s in steps.values() if s.from_version != 0)
-    assert chained == list(range(16, 16 + len(chained)))
+    assert chained == list(range(3, latest_version(steps) + 1))
+    assert all(s.from_version == s.to_version - 1 for s in steps.values() if s.from_version != 0)
     assert steps[0].to_version == latest_version(steps)
 
 

@@ -1,0 +1,31 @@
+-- Converts an upstream whatsmeow v15 store in place into the multi-tenant v16
+-- schema, every existing row becoming tenant :business_id, for psql:
+--   psql -v ON_ERROR_STOP=1 -v business_id=acme -f schema/adopt.sql
+-- It runs upgrades/16-adopt-single-tenant-store.sql, the step the applier and Go
+-- callers run, in one transaction with the version row: an error changes nothing.
+-- Older upstream stores: `python -m applier upgrade --adopt-business-id ID`.
+-- Without -v business_id the conversion step itself refuses, naming the setting.
+\if :{?business_id}
+\else
+\set business_id ''
+\endif
+
+BEGIN;
+
+SELECT set_config('whatsmeow.adopt_business_id', :'business_id', TRUE);
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 15) THEN
+        RAISE EXCEPTION 'schema/adopt.sql converts upstream whatsmeow v15 stores only'
+        USING HINT = 'Convert other versions with: python -m applier upgrade --adopt-business-id ID';
+    END IF;
+END
+$$;
+
+\ir ../upgrades/16-adopt-single-tenant-store.sql
+
+DELETE FROM whatsmeow_version;
+INSERT INTO whatsmeow_version (version, compat) VALUES (16, 16);
+
+COMMIT;
