@@ -7,6 +7,8 @@ import importlib
 import sys
 import traceback
 
+import psycopg
+
 from applier import __version__
 from applier.errors import EXIT_ERROR, ApplierError
 
@@ -65,11 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for another applier to finish (default 60)",
     )
     commands["upgrade"].add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the exact SQL that would run, version row writes included, and change nothing",
+    )
+    commands["upgrade"].add_argument(
         "--adopt-business-id",
         metavar="BUSINESS_ID",
         help="convert an upstream single-tenant store, assigning every existing row to this tenant",
     )
     commands["status"].add_argument("--json", action="store_true", help="print the status document as JSON")
+
     return parser
 
 
@@ -83,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except psycopg.Error as exc:  # a statement outside any upgrade file failed
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc.diag.message_primary or exc} (SQLSTATE {exc.sqlstate})", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("error: interrupted; every step is one transaction, so the database is at its last recorded version",
               file=sys.stderr)

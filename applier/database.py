@@ -42,6 +42,19 @@ def redact(dsn: str) -> str:
     return make_conninfo(**params) if params else "<libpq defaults>"
 
 
+# What to do about a failed connection, by what libpq said.
+CONNECT_HINTS = (
+    ("password authentication failed", "check the password (DSN, PGPASSWORD or ~/.pgpass)"),
+    ("no password supplied", "supply a password (DSN, PGPASSWORD or ~/.pgpass)"),
+    ("does not exist", "create it or fix the DSN"),
+    ("Connection refused", "start PostgreSQL or fix the host and port"),
+    ("No such file or directory", "start PostgreSQL or fix the host and port"),
+    ("timeout expired", "check the host and the network, or raise PGCONNECT_TIMEOUT"),
+    ("could not translate host name", "fix the host name"),
+    ("permission denied", "ask for CONNECT privilege on the database"),
+)
+
+
 def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
     try:
         return psycopg.connect(
@@ -51,8 +64,10 @@ def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
             connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
         )
     except psycopg.OperationalError as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ApplierError(f"cannot connect to {redact(dsn)}: {detail}") from exc
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        detail = lines[-1].removeprefix("FATAL:").strip() if lines else type(exc).__name__
+        hint = next((what for pattern, what in CONNECT_HINTS if pattern in str(exc)), None)
+        raise ApplierError(f"cannot connect to {redact(dsn)}: {detail}" + (f"; {hint}" if hint else "")) from exc
 
 
 def open_database(dsn_arg: str | None, *, quiet: bool = False) -> psycopg.Connection:

@@ -30,7 +30,16 @@ def collect(conn) -> tuple[dict, int]:
     if code == EXIT_OK and pending:
         code = EXIT_PENDING
     tenants = None
+    rls = None
     if state.tenant_keyed:
+        enabled, forced, total = conn.execute(
+            """
+            SELECT count(*) FILTER (WHERE relrowsecurity), count(*) FILTER (WHERE relforcerowsecurity), count(*)
+            FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(%s)
+            """,
+            (list(state.whatsmeow_tables),),
+        ).fetchone()
+        rls = "off" if not enabled else "partial" if enabled < total else "forced" if forced == total else "on"
         tenants = conn.execute("SELECT count(DISTINCT business_id) FROM whatsmeow_device").fetchone()[0]
     return {
         "version": state.version,
@@ -39,6 +48,7 @@ def collect(conn) -> tuple[dict, int]:
         "store": state.kind,
         "pending": pending,
         "problem": problem,
+        "rls": rls,
         "tenants": tenants,
     }, code
 
@@ -52,6 +62,8 @@ def run(args) -> int:
         print(f"version:  v{doc['version']} (compatible down to v{doc['compat']})")
         print(f"latest:   v{doc['latest_version']}")
         print(f"store:    {doc['store']}")
+        if doc["rls"] is not None:
+            print(f"rls:      {doc['rls']}")
         if doc["tenants"] is not None:
             print(f"tenants:  {doc['tenants']}")
         for step in doc["pending"]:

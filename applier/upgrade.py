@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
 import psycopg
 
@@ -50,41 +51,98 @@ def sql_error(step: Step, exc: psycopg.Error) -> ApplierError:
     return ApplierError(f"{where}: {message} (SQLSTATE {exc.sqlstate})")
 
 
-def write_version(conn: psycopg.Connection, version: int, compat: int) -> None:
-    conn.execute("DELETE FROM whatsmeow_version")
-    conn.execute("INSERT INTO whatsmeow_version (version, compat) VALUES (%s, %s)", (version, compat))
+# What to do about the failures people hit most, by SQLSTATE.
+HINTS = {
+    "42501": "connect as the role that owns the whatsmeow tables (for a fresh install: one that may create tables)",
+    "55P03": "another session holds a lock on a whatsmeow table; retry when it is idle",
+    "22023": "pass a valid --adopt-business-id",
+}
 
 
-def ensure_version_table(conn: psycopg.Connection, state: StoreState) -> None:
+@dataclass(frozen=True)
+class Statement:
+    """One statement of the plan; `step` is set for an upgrade file's whole text."""
+
+    sql: str
+    params: tuple | None = None
+    step: Step | None = None
+
+
+def version_table_statements(state: StoreState) -> list[Statement]:
     """Create the version table, or add `compat` to a pre-dbutil one, as dbutil does."""
     if not state.has_version_table:
-        conn.execute(VERSION_TABLE_SQL.read_text(encoding="utf-8"))
-    elif not state.has_compat_column:
-        conn.execute("ALTER TABLE whatsmeow_version ADD COLUMN compat INTEGER")
+        return [Statement(VERSION_TABLE_SQL.read_text(encoding="utf-8"))]
+    if not state.has_compat_column:
+        return [Statement("ALTER TABLE whatsmeow_version ADD COLUMN compat INTEGER")]
+    return []
 
 
-def run_step(conn: psycopg.Connection, step: Step, quiet: bool) -> None:
-    """Run one step's SQL and record its version, inside the caller's transaction."""
+def step_statements(step: Step) -> list[Statement]:
     if not step.transaction:
         raise ApplierError(f"{step.name}: steps with `-- transaction: off` are not supported by this version")
-    started = time.monotonic()
-    try:
-        conn.execute(step.sql)
-    except psycopg.Error as exc:
-        raise sql_error(step, exc) from exc
-    write_version(conn, step.to_version, step.compat)
-    if not quiet:
-        print(f"applied {step.describe()} in {time.monotonic() - started:.2f}s", file=sys.stderr)
+    return [
+        Statement(step.sql, step=step),
+        Statement("DELETE FROM whatsmeow_version"),
+        Statement("INSERT INTO whatsmeow_version (version, compat) VALUES (%s, %s)", (step.to_version, step.compat)),
+    ]
 
 
-def adopt(conn: psycopg.Connection, state: StoreState, path: list[Step], business_id: str, quiet: bool) -> None:
-    """Convert an upstream store: its remaining upstream steps and the conversion commit together or not at all."""
-    with conn.transaction():
+def transactions(state: StoreState, path: list[Step], adopt_business_id: str | None) -> list[list[Statement]]:
+    """The plan: each inner list runs as one transaction.
+
+    A conversion is one transaction from the first upstream step to the last, so
+    that a refusal (an invalid business_id) leaves even the upstream steps undone.
+    """
+    if not path:
+        return []
+    prelude = version_table_statements(state)
+    if adopt_business_id is not None and state.kind == "upstream-single-tenant":
         # Read by the conversion step; SET LOCAL semantics, so it ends with the transaction.
-        conn.execute("SELECT set_config('whatsmeow.adopt_business_id', %s, true)", (business_id,))
-        ensure_version_table(conn, state)
-        for step in path:
-            run_step(conn, step, quiet)
+        setting = Statement("SELECT set_config('whatsmeow.adopt_business_id', %s, true)", (adopt_business_id,))
+        return [[setting, *prelude, *(s for step in path for s in step_statements(step))]]
+    return [[*(prelude if i == 0 else []), *step_statements(step)] for i, step in enumerate(path)]
+
+
+def render(conn: psycopg.Connection, plan_: list[list[Statement]]) -> str:
+    """The exact SQL `execute` would send, as a psql-runnable script."""
+    cursor = psycopg.ClientCursor(conn)
+    out = []
+    for statements in plan_:
+        out.append("BEGIN;")
+        for statement in statements:
+            if statement.step:
+                out.append(f"-- upgrades/{statement.step.name}")
+                out.append(statement.sql.rstrip())
+            else:
+                out.append(cursor.mogrify(statement.sql, statement.params).rstrip().rstrip(";") + ";")
+        out.append("COMMIT;")
+    return "\n".join(out) + "\n"
+
+
+def sql_error(step: Step | None, exc: psycopg.Error) -> ApplierError:
+    """Name the file, line:column and SQLSTATE of a failed statement, and what to do."""
+    where = step.name if step else "applier"
+    position = exc.diag.statement_position
+    if position and step:
+        before = step.sql[: int(position) - 1]
+        where += f":{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
+    message = exc.diag.message_primary or str(exc).strip()
+    hint = HINTS.get(exc.sqlstate or "")
+    return ApplierError(f"{where}: {message} (SQLSTATE {exc.sqlstate})" + (f"; {hint}" if hint else ""))
+
+
+def execute(conn: psycopg.Connection, plan_: list[list[Statement]], quiet: bool) -> None:
+    for statements in plan_:
+        with conn.transaction():
+            for statement in statements:
+                started = time.monotonic()
+                try:
+                    conn.execute(statement.sql, statement.params)
+                except psycopg.Error as exc:
+                    raise sql_error(statement.step, exc) from exc
+                if statement.step and not quiet:
+                    elapsed = time.monotonic() - started
+                    print(f"applied {statement.step.describe()} in {elapsed:.2f}s", file=sys.stderr)
 
 
 def upgrade(
@@ -93,40 +151,40 @@ def upgrade(
     adopt_business_id: str | None = None,
     lock_timeout: float = 60.0,
     quiet: bool = False,
+    dry_run: bool = False,
 ) -> list[Step]:
-    """Apply every pending step; returns the steps applied."""
+    """Apply every pending step (or, with dry_run, print the SQL); returns the steps planned."""
     steps = load_steps()
     acquire_lock(conn, lock_timeout)
     try:
-        applied: list[Step] = []
         state = read_state(conn)
         check_convertible(state, adopt_business_id)
-        if state.kind == "upstream-single-tenant":
-            path = plan(state.version, state.compat, steps)
-            adopt(conn, state, path, adopt_business_id, quiet)
-            applied += path
-        elif adopt_business_id is not None and not quiet:
+        if adopt_business_id is not None and state.kind != "upstream-single-tenant" and not quiet:
             print(f"note: the database is {state.kind}, not an upstream store; --adopt-business-id is ignored",
                   file=sys.stderr)
-        while True:
-            state = read_state(conn)
-            check_convertible(state)
-            pending = plan(state.version, state.compat, steps)
-            if not pending:
-                break
-            with conn.transaction():
-                ensure_version_table(conn, state)
-                run_step(conn, pending[0], quiet)
-            applied.append(pending[0])
+        path = plan(state.version, state.compat, steps)
+        plan_ = transactions(state, path, adopt_business_id)
+        if dry_run:
+            sys.stdout.write(render(conn, plan_))
+            if not quiet:
+                print(f"dry run: {len(path)} step(s) pending, nothing changed", file=sys.stderr)
+            return path
+        execute(conn, plan_, quiet)
         if not quiet:
-            verb = "now" if applied else "already"
+            verb = "now" if path else "already"
             print(f"database is {verb} at v{latest_version(steps)}", file=sys.stderr)
-        return applied
+        return path
     finally:
         release_lock(conn)
 
 
 def run(args) -> int:
     with open_database(args.dsn, quiet=args.quiet) as conn:
-        upgrade(conn, adopt_business_id=args.adopt_business_id, lock_timeout=args.lock_timeout, quiet=args.quiet)
+        upgrade(
+            conn,
+            adopt_business_id=args.adopt_business_id,
+            lock_timeout=args.lock_timeout,
+            quiet=args.quiet,
+            dry_run=args.dry_run,
+        )
     return 0

@@ -9,8 +9,8 @@ import psycopg
 from psycopg import sql
 
 from applier.steps import load_steps
-from applier.upgrade import ensure_version_table, run_step
 from applier.database import read_state
+from applier.upgrade import execute, transactions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -131,9 +131,7 @@ def replay_upstream(conn: psycopg.Connection, to_version: int) -> None:
     """Run upstream's own steps (as upstream would) from the store's version up to `to_version`."""
     steps = load_steps()
     while (state := read_state(conn)).version < to_version:
-        with conn.transaction():
-            ensure_version_table(conn, state)
-            run_step(conn, steps[state.version], quiet=True)
+        execute(conn, transactions(state, [steps[state.version]], None), quiet=True)
 
 
 def make_store(dsn: str, version: int, *, pre_dbutil: bool = False, replayed: bool = False) -> None:
