@@ -72,12 +72,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the exact SQL that would run, version row writes included, and change nothing",
     )
     commands["upgrade"].add_argument(
+        "--online",
+        action="store_true",
+        help="with --adopt-business-id: convert a live store without long locks (resumable)",
+    )
+    commands["upgrade"].add_argument(
         "--adopt-business-id",
         metavar="BUSINESS_ID",
         help="convert an upstream single-tenant store, assigning every existing row to this tenant",
     )
     commands["status"].add_argument("--json", action="store_true", help="print the status document as JSON")
 
+    # rls has actions of its own; each takes the common options, so they may follow the action.
+    rls_summary = "tenant row-level security: enable [--force], disable, roles, status"
+    rls = sub.add_parser("rls", help=rls_summary, description=rls_summary, epilog=EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    rls_actions = rls.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, summary, example in (
+        ("enable", "turn on the tenant policy for every tenant table (re-runnable)", "rls enable --force"),
+        ("disable", "remove the tenant policy and turn row-level security off", "rls disable"),
+        ("roles", "create the owner and application roles and set their privileges", "rls roles --app-role app"),
+        ("status", "show row-level security per tenant table (exit 0)", "rls status --json"),
+    ):
+        action = rls_actions.add_parser(name, parents=[common], help=summary, description=summary,
+                                        epilog=f"example: python -m applier {example}\n\n{EPILOG}",
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name != "status":
+            action.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
+                                help="how long to wait for another applier to finish (default 60)")
+    rls_actions.choices["enable"].add_argument(
+        "--force", action="store_true", help="also bind the tables' owner (for an application connecting as owner)"
+    )
+    rls_actions.choices["roles"].add_argument("--app-role", metavar="NAME", help="default whatsmeow_app")
+    rls_actions.choices["roles"].add_argument("--owner-role", metavar="NAME", help="default whatsmeow_owner")
+    rls_actions.choices["status"].add_argument("--json", action="store_true", help="print the status as JSON")
     return parser
 
 

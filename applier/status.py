@@ -7,6 +7,7 @@ import sys
 
 from applier.database import open_database, read_state
 from applier.errors import EXIT_OK, EXIT_PENDING, ApplierError
+from applier.rls import read_status
 from applier.steps import latest_version, load_steps, plan
 from applier.upgrade import check_convertible
 
@@ -32,14 +33,10 @@ def collect(conn) -> tuple[dict, int]:
     tenants = None
     rls = None
     if state.tenant_keyed:
-        enabled, forced, total = conn.execute(
-            """
-            SELECT count(*) FILTER (WHERE relrowsecurity), count(*) FILTER (WHERE relforcerowsecurity), count(*)
-            FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relname = ANY(%s)
-            """,
-            (list(state.whatsmeow_tables),),
-        ).fetchone()
-        rls = "off" if not enabled else "partial" if enabled < total else "forced" if forced == total else "on"
+        tables = read_status(conn)
+        enabled, covered = sum(t.enabled for t in tables), sum(t.covered for t in tables)
+        forced = sum(t.forced for t in tables)
+        rls = "off" if not enabled else "partial" if covered < len(tables) else "forced" if forced else "on"
         tenants = conn.execute("SELECT count(DISTINCT business_id) FROM whatsmeow_device").fetchone()[0]
     return {
         "version": state.version,

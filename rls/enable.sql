@@ -1,0 +1,81 @@
+-- Tenant row-level security on every whatsmeow table that has a business_id column.
+--   psql -v ON_ERROR_STOP=1 -f rls/enable.sql
+-- Re-runnable, and re-run after every upgrade (`python -m applier upgrade` does it):
+-- the tables are found in the catalog, so a table added by a later upgrade is
+-- covered too. Each table gets one policy, whatsmeow_tenant_isolation: a row is
+-- visible and writable only while app.current_business_id (set by
+-- whatsmeow_set_tenant in tenant-context.sql) equals its business_id. With no
+-- tenant set, or '', every table reads as empty.
+BEGIN;
+
+-- ALTER TABLE and CREATE POLICY wait for an exclusive lock; queueing behind a long
+-- transaction would stall every query of the application behind them.
+SET LOCAL lock_timeout = '10s';
+
+DO $$
+DECLARE
+    tenant_tables REGCLASS[];
+    tenant_table REGCLASS;
+    -- If any table is forced, all are: a table added by an upgrade must not be the
+    -- one that an owner-connected application reads without a filter.
+    forced BOOLEAN;
+    widening TEXT;
+BEGIN
+    SELECT
+        array_agg(c.oid::REGCLASS ORDER BY c.relname),
+        coalesce(bool_or(c.relforcerowsecurity), FALSE)
+    INTO tenant_tables, forced
+    FROM pg_class AS c
+    WHERE
+        c.relnamespace = current_schema()::REGNAMESPACE
+        AND c.relkind IN ('r', 'p')
+        AND c.relname LIKE 'whatsmeow\_%'
+        AND EXISTS (
+            SELECT FROM pg_attribute AS a
+            WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped
+        );
+    IF tenant_tables IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_table',
+            MESSAGE = format('no whatsmeow table with a business_id column in schema %s',
+                             coalesce(quote_ident(current_schema()), '(none: search_path is empty)')),
+            HINT = 'Install the schema first, or set search_path to the schema that holds it.';
+    END IF;
+
+    FOREACH tenant_table IN ARRAY tenant_tables LOOP
+        -- Permissive policies are OR-ed together, so any other one would widen what a
+        -- tenant sees; restrictive ones only narrow it and may stay.
+        SELECT string_agg(p.polname, ', ' ORDER BY p.polname) INTO widening
+        FROM pg_policy AS p
+        WHERE p.polrelid = tenant_table AND p.polpermissive AND p.polname <> 'whatsmeow_tenant_isolation';
+        IF widening IS NOT NULL THEN
+            RAISE EXCEPTION USING
+                ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = format('%s has other permissive policies (%s) that would widen tenant isolation',
+                                 tenant_table, widening),
+                HINT = 'Drop them or make them AS RESTRICTIVE, then run this again.';
+        END IF;
+
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tenant_table);
+        IF forced THEN
+            EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tenant_table);
+        END IF;
+        -- Re-created rather than kept, so a policy changed by hand is put right.
+        IF EXISTS (SELECT FROM pg_policy AS p WHERE p.polrelid = tenant_table
+                   AND p.polname = 'whatsmeow_tenant_isolation') THEN
+            EXECUTE format('DROP POLICY whatsmeow_tenant_isolation ON %s', tenant_table);
+        END IF;
+        -- A plain comparison with a STABLE expression, so the primary key (which
+        -- starts with business_id) serves it as an index condition. NULLIF because
+        -- after a transaction ends the setting reads as '', not NULL.
+        EXECUTE format(
+            'CREATE POLICY whatsmeow_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+            'USING (business_id = NULLIF(current_setting(''app.current_business_id'', TRUE), '''')) '
+            'WITH CHECK (business_id = NULLIF(current_setting(''app.current_business_id'', TRUE), ''''))',
+            tenant_table
+        );
+    END LOOP;
+END
+$$;
+
+COMMIT;

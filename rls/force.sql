@@ -1,0 +1,51 @@
+-- Row-level security that binds the tables' owner too, for deployments whose
+-- application connects as the owner.
+--   psql -v ON_ERROR_STOP=1 -f rls/enable.sql -f rls/force.sql
+-- Re-runnable. Superusers and BYPASSRLS roles still see every row, and the owner
+-- can still TRUNCATE, ALTER or disable: a separate application role (roles.sql) is
+-- the stronger setup. Once any table is forced, enable.sql forces the others too,
+-- so re-running enable.sql after an upgrade keeps this in place.
+BEGIN;
+
+SET LOCAL lock_timeout = '10s';
+
+DO $$
+DECLARE
+    tenant_tables REGCLASS[];
+    tenant_table REGCLASS;
+    unprotected TEXT;
+BEGIN
+    SELECT
+        array_agg(c.oid::REGCLASS ORDER BY c.relname),
+        -- FORCE without ENABLE and the policy changes nothing; refuse to look done.
+        string_agg(c.oid::REGCLASS::TEXT, ', ' ORDER BY c.relname) FILTER (
+            WHERE NOT c.relrowsecurity OR NOT EXISTS (
+                SELECT FROM pg_policy AS p
+                WHERE p.polrelid = c.oid AND p.polname = 'whatsmeow_tenant_isolation'
+            )
+        )
+    INTO tenant_tables, unprotected
+    FROM pg_class AS c
+    WHERE
+        c.relnamespace = current_schema()::REGNAMESPACE
+        AND c.relkind IN ('r', 'p')
+        AND c.relname LIKE 'whatsmeow\_%'
+        AND EXISTS (
+            SELECT FROM pg_attribute AS a
+            WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped
+        );
+    IF tenant_tables IS NULL OR unprotected IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('row-level security is not enabled on %s',
+                             coalesce(unprotected, 'any whatsmeow table in this schema')),
+            HINT = 'Run rls/enable.sql first.';
+    END IF;
+
+    FOREACH tenant_table IN ARRAY tenant_tables LOOP
+        EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tenant_table);
+    END LOOP;
+END
+$$;
+
+COMMIT;

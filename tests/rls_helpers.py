@@ -1,0 +1,195 @@
+"""Helpers for the row-level security tests: databases of their own, roles, tenants, plans and bulk data."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from applier.embedded import SUPERUSER
+from store import OUR_JID, TENANT_TABLES
+
+APP = "whatsmeow_app"
+OWNER = "whatsmeow_owner"
+POLICY = "whatsmeow_tenant_isolation"
+_names = itertools.count()
+
+
+@contextmanager
+def scratch_database(cluster, template: str) -> Iterator[str]:
+    """A database copied from the template that lives for a whole module; yields its DSN."""
+    name = f"rls_{next(_names)}"
+    janitor = DatabaseJanitor(
+        user=SUPERUSER, host=str(cluster.socketdir), port=5432, dbname=name, template_dbname=template
+    )
+    janitor.init()
+    try:
+        yield cluster.dsn(name)
+    finally:
+        janitor.drop()
+
+
+def set_role(conn: psycopg.Connection, role: str) -> None:
+    conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+
+
+@contextmanager
+def as_superuser(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """Step out of the tenant's role for a look at every row, then step back in."""
+    role = conn.execute("SELECT current_user").fetchone()[0]
+    conn.execute("RESET ROLE")
+    try:
+        yield conn
+    finally:
+        set_role(conn, role)
+
+
+@contextmanager
+def tenant(conn: psycopg.Connection, business_id: str | None, *, commit: bool = False):
+    """One transaction with `business_id` as the tenant (none if None); rolled back unless `commit`."""
+    with conn.transaction(force_rollback=not commit):
+        if business_id is not None:
+            conn.execute("SELECT whatsmeow_set_tenant(%s)", (business_id,))
+        yield conn
+
+
+def sqlstate_of(conn: psycopg.Connection, statement: sql.Composable | str, params=None) -> str | None:
+    """Run a statement in a savepoint; the SQLSTATE it failed with, or None."""
+    try:
+        with conn.transaction():
+            conn.execute(statement, params)
+    except psycopg.Error as exc:
+        return exc.sqlstate
+    return None
+
+
+def counts(conn: psycopg.Connection) -> dict[str, int]:
+    return {
+        table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+        for table in TENANT_TABLES
+    }
+
+
+def columns(conn: psycopg.Connection, table: str) -> list[str]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum",
+            (table,),
+        )
+    ]
+
+
+def row_security(conn: psycopg.Connection) -> dict[str, set[tuple]]:
+    """The catalog state enable/force/disable change: per-table flags and every policy."""
+    return {
+        "flags": set(
+            conn.execute(
+                "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class "
+                "WHERE relkind = 'r' AND relname LIKE 'whatsmeow\\_%' AND relnamespace = current_schema()::regnamespace"
+            ).fetchall()
+        ),
+        "policies": set(
+            conn.execute(
+                "SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check FROM pg_policies "
+                "WHERE schemaname = current_schema()"
+            ).fetchall()
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Plans
+# ---------------------------------------------------------------------------
+
+INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
+
+
+def plan_nodes(node: dict) -> Iterator[dict]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from plan_nodes(child)
+
+
+def plan_problems(plan: dict) -> tuple[list[str], int]:
+    """Scans of whatsmeow tables that do not start from an index on business_id, and the number of scans."""
+    problems, scans = [], 0
+    for node in plan_nodes(plan):
+        kind = node["Node Type"]
+        if kind in INDEX_SCANS:
+            scans += 1
+            if "business_id" not in node.get("Index Cond", ""):
+                problems.append(f"{kind} using {node['Index Name']} without business_id in its Index Cond")
+        elif node.get("Relation Name", "").startswith("whatsmeow_") and kind not in ("ModifyTable", "Bitmap Heap Scan"):
+            scans += 1
+            problems.append(f"{kind} on {node['Relation Name']}")
+    return problems, scans
+
+
+# ---------------------------------------------------------------------------
+# Bulk data: many tenants that share every natural key, for plans with realistic statistics
+# ---------------------------------------------------------------------------
+
+_BULK = (
+    """
+    INSERT INTO whatsmeow_device (business_id, jid, registration_id, noise_key, identity_key, signed_pre_key,
+        signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig, adv_account_sig_key,
+        adv_device_sig)
+    SELECT b, %(jid)s, 1, %(k32)s, %(k32)s, %(k32)s, 1, %(k64)s, %(k32)s, '\\x00', %(k64)s, %(k32)s, %(k64)s
+    FROM unnest(%(tenants)s::text[]) AS b
+    ON CONFLICT DO NOTHING
+    """,
+    """
+    INSERT INTO whatsmeow_nct_salt (business_id, our_jid, salt)
+    SELECT b, %(jid)s, %(k32)s FROM unnest(%(tenants)s::text[]) AS b
+    ON CONFLICT DO NOTHING
+    """,
+    "INSERT INTO whatsmeow_identity_keys SELECT b, %(jid)s, 'bulk' || r || ':1', %(k32)s {rows}",
+    "INSERT INTO whatsmeow_pre_keys SELECT b, %(jid)s, 1000 + r, %(k32)s, mod(r, 2) = 0 {rows}",
+    "INSERT INTO whatsmeow_sessions SELECT b, %(jid)s, 'bulk' || r || ':1', %(k64)s {rows}",
+    "INSERT INTO whatsmeow_sender_keys SELECT b, %(jid)s, 'bulk' || r || '@g.us', 'bulk' || r || ':1', %(k64)s {rows}",
+    "INSERT INTO whatsmeow_app_state_sync_keys SELECT b, %(jid)s, int4send(r), %(k64)s, r, %(k32)s {rows}",
+    "INSERT INTO whatsmeow_app_state_version SELECT b, %(jid)s, 'bulk-' || r, r, %(k128)s {rows}",
+    """
+    INSERT INTO whatsmeow_app_state_mutation_macs
+    SELECT b, %(jid)s, 'bulk-' || r, r, sha256(int4send(r)), %(k32)s {rows}
+    """,
+    "INSERT INTO whatsmeow_contacts SELECT b, %(jid)s, 'bulk' || r || '@s.whatsapp.net', 'First', 'Full' {rows}",
+    "INSERT INTO whatsmeow_chat_settings SELECT b, %(jid)s, 'bulk' || r || '@g.us', r, mod(r, 3) = 0, FALSE {rows}",
+    """
+    INSERT INTO whatsmeow_message_secrets
+    SELECT b, %(jid)s, 'bulk' || r || '@g.us', 'bulk@s.whatsapp.net', 'MSG' || r, %(k32)s {rows}
+    """,
+    "INSERT INTO whatsmeow_privacy_tokens SELECT b, %(jid)s, 'bulk' || r || '@s.whatsapp.net', %(k32)s, r {rows}",
+    "INSERT INTO whatsmeow_lid_map SELECT b, 'bulk-lid-' || r, 'bulk-pn-' || r {rows}",
+    """
+    INSERT INTO whatsmeow_event_buffer
+    SELECT b, %(jid)s, sha256(convert_to(b || r, 'UTF8')), %(k64)s, r, r {rows}
+    """,
+    """
+    INSERT INTO whatsmeow_retry_buffer
+    SELECT b, %(jid)s, 'bulk' || r || '@g.us', 'MSG' || r, 'proto', %(k64)s, r {rows}
+    """,
+)
+
+
+def load_bulk(conn: psycopg.Connection, tenants: list[str], rows_per_tenant: int) -> None:
+    """`rows_per_tenant` rows in every table for every tenant (one device and NCT salt each), then ANALYZE."""
+    values = {
+        "tenants": tenants,
+        "jid": OUR_JID,
+        "k32": b"\x01" * 32,
+        "k64": b"\x02" * 64,
+        "k128": b"\x03" * 128,
+        "rows": rows_per_tenant,
+    }
+    source = "FROM unnest(%(tenants)s::text[]) AS b CROSS JOIN generate_series(1, %(rows)s) AS r"
+    with conn.transaction():
+        for statement in _BULK:
+            conn.execute(statement.replace("{rows}", source), values)
+    conn.execute("ANALYZE")

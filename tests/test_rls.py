@@ -1,0 +1,627 @@
+"""Row-level security: the tenant boundary as the application sees it.
+
+Every boundary test runs twice: as the application role with row-level security
+enabled, and as the tables' (non-superuser) owner with it forced. A superuser
+bypasses row-level security, so superuser connections only seed data and look at
+every row for comparison. The module's databases are shared and every test
+rolls back what it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from applier import rls
+from applier.cli import main
+from applier.errors import ApplierError
+from rls_helpers import (
+    APP,
+    OWNER,
+    POLICY,
+    as_superuser,
+    columns,
+    counts,
+    load_bulk,
+    plan_nodes,
+    plan_problems,
+    row_security,
+    scratch_database,
+    set_role,
+    sqlstate_of,
+    tenant,
+)
+from store import DEVICE_CHILDREN, OUR_JID, TENANT_TABLES, load_queries, params, seed, tenant_rows
+
+QUERIES = load_queries()
+A, B = "tenant-a", "tenant_b"
+RLS_DIR = rls.RLS_DIR
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+# ---------------------------------------------------------------------------
+# Fixtures: one database per variant for the whole module
+# ---------------------------------------------------------------------------
+
+
+def _two_tenant_store(cluster, template, *, force: bool):
+    with scratch_database(cluster, template) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            seed(conn, A)
+            seed(conn, B)
+            rls.create_roles(conn)
+            rls.enable(conn, force=force)
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+def enabled_dsn(pg_cluster, template_db):
+    yield from _two_tenant_store(pg_cluster, template_db, force=False)
+
+
+@pytest.fixture(scope="module")
+def forced_dsn(pg_cluster, template_db):
+    yield from _two_tenant_store(pg_cluster, template_db, force=True)
+
+
+VARIANTS = {"app": ("enabled_dsn", APP), "owner": ("forced_dsn", OWNER)}
+
+
+@pytest.fixture(params=sorted(VARIANTS))
+def conn(request):
+    """An autocommit connection acting as the application role (RLS enabled) or as the owner (RLS forced)."""
+    fixture, role = VARIANTS[request.param]
+    with psycopg.connect(request.getfixturevalue(fixture), autocommit=True) as connection:
+        set_role(connection, role)
+        acting = connection.execute("SELECT rolname, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        assert acting.fetchone() == (role, False, False)
+        yield connection
+
+
+@pytest.fixture
+def app_conn(enabled_dsn):
+    with psycopg.connect(enabled_dsn, autocommit=True) as connection:
+        set_role(connection, APP)
+        yield connection
+
+
+@pytest.fixture
+def owner_conn(forced_dsn):
+    with psycopg.connect(forced_dsn, autocommit=True) as connection:
+        set_role(connection, OWNER)
+        yield connection
+
+
+def all_rows(conn, business_id) -> dict[str, list[tuple]]:
+    with as_superuser(conn):
+        return tenant_rows(conn, business_id)
+
+
+# ---------------------------------------------------------------------------
+# The tenant context
+# ---------------------------------------------------------------------------
+
+
+def test_without_a_tenant_every_table_reads_as_empty(conn):
+    with tenant(conn, None):
+        assert counts(conn) == {table: 0 for table in TENANT_TABLES}
+        with as_superuser(conn):
+            assert all(counts(conn).values()), "the store holds rows in every table, so the zeros mean something"
+
+
+def test_tenant_context_ends_with_its_transaction(conn):
+    with tenant(conn, A, commit=True):
+        assert all(counts(conn).values())
+    assert conn.execute("SELECT current_setting('app.current_business_id', TRUE)").fetchone()[0] in ("", None)
+    assert counts(conn) == {table: 0 for table in TENANT_TABLES}
+    with tenant(conn, None):
+        assert counts(conn) == {table: 0 for table in TENANT_TABLES}
+
+
+def test_tenant_set_in_autocommit_is_gone_by_the_next_statement(conn):
+    conn.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+    assert counts(conn) == {table: 0 for table in TENANT_TABLES}
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "' OR '1'='1", "a" * 65, "tenant a", "tenänt", "tenant-a\n", "tenant-a;", None],
+    ids=["empty", "injection", "65-chars", "space", "non-ascii", "newline", "semicolon", "null"],
+)
+def test_set_tenant_rejects_an_invalid_business_id_and_sets_nothing(app_conn, value):
+    with tenant(app_conn, None):
+        with pytest.raises(psycopg.Error) as raised:
+            with app_conn.transaction():
+                app_conn.execute("SELECT whatsmeow_set_tenant(%s)", (value,))
+        assert raised.value.sqlstate == "22023"
+        assert raised.value.diag.message_primary.startswith("invalid business_id ")
+        assert "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -" in raised.value.diag.message_primary
+        assert counts(app_conn) == {table: 0 for table in TENANT_TABLES}
+
+
+@pytest.mark.parametrize("value", ["", "' OR '1'='1", f"{A}' OR 'x'='x"], ids=["empty", "injection", "quoted"])
+def test_a_setting_made_without_set_tenant_matches_no_rows(conn, value):
+    with tenant(conn, None):
+        conn.execute("SELECT set_config('app.current_business_id', %s, TRUE)", (value,))
+        assert counts(conn) == {table: 0 for table in TENANT_TABLES}
+
+
+# ---------------------------------------------------------------------------
+# Reads
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_tenant_b_cannot_read_tenant_a_rows(conn, table):
+    expected = all_rows(conn, B)[table]
+    with tenant(conn, B):
+        seen = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY 1, 2, 3").format(sql.Identifier(table))).fetchall()
+    assert seen and seen == expected
+    assert {row[0] for row in seen} == {B}
+
+
+def test_query_filtered_on_another_tenant_than_the_context_returns_nothing(conn):
+    with tenant(conn, A):
+        assert QUERIES["getAllDevicesQuery"].run(conn, params(B)).fetchall() == []
+        with as_superuser(conn):
+            assert QUERIES["getAllDevicesQuery"].run(conn, params(B)).fetchall()
+
+
+def test_leaky_function_never_receives_another_tenants_values(conn):
+    notices = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    with tenant(conn, A):
+        # Cheap on purpose, so the planner would love to run it before anything else.
+        conn.execute(
+            "CREATE FUNCTION pg_temp.leak(TEXT) RETURNS BOOLEAN LANGUAGE plpgsql COST 0.0000001 "
+            "AS $$ BEGIN RAISE NOTICE 'leak:%', $1; RETURN TRUE; END $$"
+        )
+        for table in TENANT_TABLES:
+            found = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE pg_temp.leak(business_id)").format(sql.Identifier(table))
+            ).fetchone()[0]
+            assert found > 0
+    assert set(notices) == {f"leak:{A}"}
+
+
+def test_statement_prepared_for_tenant_a_answers_for_tenant_b(conn):
+    conn.execute("PREPARE sessions_of_the_tenant AS SELECT business_id, their_id FROM whatsmeow_sessions")
+    try:
+        # Six runs, so PostgreSQL may switch to a cached generic plan.
+        for _ in range(6):
+            with tenant(conn, A, commit=True):
+                assert {row[0] for row in conn.execute("EXECUTE sessions_of_the_tenant")} == {A}
+        with tenant(conn, B, commit=True):
+            assert conn.execute("EXECUTE sessions_of_the_tenant").fetchall() == [
+                (row[0], row[2]) for row in all_rows(conn, B)["whatsmeow_sessions"]
+            ]
+        assert conn.execute("EXECUTE sessions_of_the_tenant").fetchall() == []
+    finally:
+        conn.execute("DEALLOCATE sessions_of_the_tenant")
+
+
+def test_copy_to_stdout_shows_only_the_tenants_rows(conn):
+    expected = all_rows(conn, A)
+    with tenant(conn, A):
+        for table in TENANT_TABLES:
+            with conn.cursor().copy(sql.SQL("COPY {} TO STDOUT").format(sql.Identifier(table))) as copy:
+                whole = [row[0] for row in copy.rows()]
+            query = sql.SQL("COPY (SELECT business_id FROM {}) TO STDOUT").format(sql.Identifier(table))
+            with conn.cursor().copy(query) as copy:
+                selected = [row[0] for row in copy.rows()]
+            assert whole == selected == [A] * len(expected[table]), table
+            assert whole
+
+
+def test_copy_from_is_refused_under_row_level_security(conn):
+    with tenant(conn, A):
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            with conn.transaction():
+                with conn.cursor().copy("COPY whatsmeow_lid_map FROM STDIN") as copy:
+                    copy.write_row((A, "1", "2"))
+
+
+def test_cursor_fetches_only_the_tenants_rows(conn):
+    union = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {}, business_id FROM {}").format(sql.Literal(table), sql.Identifier(table))
+        for table in TENANT_TABLES
+    )
+    expected = sorted((table, A) for table, rows in all_rows(conn, A).items() for _ in rows)
+    with tenant(conn, A):
+        cursor = conn.cursor(name="every_table")
+        cursor.execute(union)
+        fetched = []
+        while batch := cursor.fetchmany(3):
+            fetched += batch
+        cursor.close()
+    assert sorted(fetched) == expected
+
+
+# ---------------------------------------------------------------------------
+# Writes
+# ---------------------------------------------------------------------------
+
+
+def test_tenant_a_cannot_insert_rows_for_tenant_b(conn):
+    with tenant(conn, A):
+        refused = {}
+        for table in TENANT_TABLES:
+            names = columns(conn, table)
+            values = [sql.Literal(B) if name == "business_id" else sql.Identifier(name) for name in names]
+            refused[table] = sqlstate_of(
+                conn,
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names)),
+                    sql.SQL(", ").join(values), sql.Identifier(table),
+                ),
+            )
+    assert refused == {table: INSUFFICIENT_PRIVILEGE for table in TENANT_TABLES}
+
+
+def test_tenant_a_cannot_move_its_rows_to_tenant_b(conn):
+    with tenant(conn, A):
+        refused = {
+            table: sqlstate_of(
+                conn, sql.SQL("UPDATE {} SET business_id = %s").format(sql.Identifier(table)), (B,)
+            )
+            for table in TENANT_TABLES
+        }
+    assert refused == {table: INSUFFICIENT_PRIVILEGE for table in TENANT_TABLES}
+
+
+def test_updates_and_deletes_aimed_at_tenant_b_touch_nothing(conn):
+    before = all_rows(conn, B)
+    with tenant(conn, A):
+        touched = {}
+        for table in TENANT_TABLES:
+            name = sql.Identifier(table)
+            update = sql.SQL("UPDATE {} SET business_id = business_id WHERE business_id = %s").format(name)
+            updated = conn.execute(update, (B,))
+            deleted = conn.execute(sql.SQL("DELETE FROM {} WHERE business_id <> %s").format(name), (A,))
+            touched[table] = (updated.rowcount, deleted.rowcount)
+        assert touched == {table: (0, 0) for table in TENANT_TABLES}
+        assert all_rows(conn, B) == before
+
+
+def test_upsert_on_a_key_only_tenant_b_has_creates_tenant_a_row_and_leaves_b_untouched(conn):
+    key = {"our_jid": OUR_JID, "their_id": "only-b:1"}
+    with tenant(conn, A):
+        with as_superuser(conn):
+            QUERIES["putSessionQuery"].run(conn, {**params(B), **key, "session": b"B's own"})
+        cur = QUERIES["putSessionQuery"].run(conn, {**params(A), **key, "session": b"A's new"})
+        assert cur.rowcount == 1
+        with as_superuser(conn):
+            rows = conn.execute(
+                "SELECT business_id, session FROM whatsmeow_sessions WHERE our_jid = %s AND their_id = %s ORDER BY 1",
+                (OUR_JID, key["their_id"]),
+            ).fetchall()
+    assert rows == [(A, b"A's new"), (B, b"B's own")]
+
+
+def test_returning_shows_only_the_tenants_rows(conn):
+    expected = {table: len(rows) for table, rows in all_rows(conn, A).items()}
+    with tenant(conn, A):
+        returned = {}
+        for table in TENANT_TABLES:
+            statement = sql.SQL("UPDATE {} SET business_id = business_id RETURNING business_id")
+            returned[table] = [row[0] for row in conn.execute(statement.format(sql.Identifier(table)))]
+    assert {table: len(rows) for table, rows in returned.items()} == expected
+    assert {value for rows in returned.values() for value in rows} == {A}
+
+
+def test_deleting_a_tenants_device_cascades_only_within_that_tenant(conn):
+    b_before = all_rows(conn, B)
+    with tenant(conn, A):
+        # No business_id filter: the policy alone keeps B's device with the same JID out of reach.
+        assert conn.execute("DELETE FROM whatsmeow_device WHERE jid = %s", (OUR_JID,)).rowcount == 1
+        a_after = all_rows(conn, A)
+        assert all_rows(conn, B) == b_before
+    assert {table: a_after[table] for table in ("whatsmeow_device", *DEVICE_CHILDREN)} == {
+        table: [] for table in ("whatsmeow_device", *DEVICE_CHILDREN)
+    }
+    assert a_after["whatsmeow_lid_map"], "the LID map hangs off no device and stays"
+
+
+def test_app_role_cannot_truncate_any_table(app_conn):
+    with tenant(app_conn, A):
+        refused = {
+            table: sqlstate_of(app_conn, sql.SQL("TRUNCATE {}").format(sql.Identifier(table)))
+            for table in TENANT_TABLES
+        }
+    assert refused == {table: INSUFFICIENT_PRIVILEGE for table in TENANT_TABLES}
+
+
+def test_forced_rls_does_not_stop_the_owner_truncating_every_tenant(owner_conn):
+    # The limit of FORCE: TRUNCATE ignores row-level security, which is why the
+    # application should connect as its own role rather than as the owner.
+    with tenant(owner_conn, A):
+        owner_conn.execute("TRUNCATE whatsmeow_lid_map")
+        assert all_rows(owner_conn, B)["whatsmeow_lid_map"] == []
+
+
+def test_app_role_reads_the_version_but_cannot_change_it(app_conn):
+    with tenant(app_conn, A):
+        assert app_conn.execute("SELECT version FROM whatsmeow_version").fetchone()[0] > 0
+        assert sqlstate_of(app_conn, "UPDATE whatsmeow_version SET version = 0") == INSUFFICIENT_PRIVILEGE
+
+
+# ---------------------------------------------------------------------------
+# The query catalogue
+# ---------------------------------------------------------------------------
+
+
+def _catalogue_values(name: str) -> dict:
+    query = QUERIES[name]
+    if query.verb in ("SELECT", "DELETE", "UPDATE"):
+        return params(A)
+    values = params(A, revision=1)
+    if name == "putLIDMappingQuery":
+        values["pn"] = "15550009999"  # the same mapping again is skipped by design
+    return values
+
+
+def _outcome(conn, name: str, business_id: str | None):
+    """What a catalogue query returns and leaves behind, run as a superuser (None) or as the tenant."""
+    with conn.transaction(force_rollback=True):
+        if business_id is None:
+            conn.execute("RESET ROLE")  # undone by the rollback
+        else:
+            conn.execute("SELECT whatsmeow_set_tenant(%s)", (business_id,))
+        cur = QUERIES[name].run(conn, _catalogue_values(name))
+        result = (cur.fetchall() if cur.description else None, cur.rowcount)
+        conn.execute("RESET ROLE")
+        return result, tenant_rows(conn, A), tenant_rows(conn, B)
+
+
+@pytest.mark.parametrize("name", sorted(QUERIES))
+def test_catalogue_query_answers_under_rls_exactly_as_without(conn, name):
+    under_rls = _outcome(conn, name, A)
+    without = _outcome(conn, name, None)
+    assert under_rls == without
+    (rows, rowcount), _, _ = without
+    assert rows or rowcount > 0 or name == "putMsgSecret", f"{name} found or touched nothing"
+
+
+# ---------------------------------------------------------------------------
+# Plans: realistic statistics, then every catalogue query as the application role
+# ---------------------------------------------------------------------------
+
+# Many tenants with a few dozen rows each, as in a shared store. With only a
+# handful of tenants each one holds a large share of every table, and a
+# sequential scan is then the right plan whether or not RLS is on.
+BULK_TENANTS = [A, B] + [f"bulk-{n:04d}" for n in range(298)]
+BULK_ROWS = 20
+PLANNED = sorted(name for name, q in QUERIES.items() if q.verb in ("SELECT", "UPDATE", "DELETE") or "SELECT" in q.sql)
+
+
+@pytest.fixture(scope="module")
+def planner(pg_cluster, template_db):
+    with scratch_database(pg_cluster, template_db) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            seed(connection, A)
+            seed(connection, B)
+            load_bulk(connection, BULK_TENANTS, BULK_ROWS)
+            rls.create_roles(connection)
+            rls.enable(connection)
+            set_role(connection, APP)
+            yield connection
+
+
+@pytest.mark.parametrize("mode", ["force_custom_plan", "force_generic_plan"])
+@pytest.mark.parametrize("name", PLANNED)
+def test_catalogue_query_plan_starts_from_a_business_id_index(planner, name, mode):
+    query = QUERIES[name]
+    values = params(A)
+    with tenant(planner, A):
+        planner.execute(sql.SQL("SET LOCAL plan_cache_mode = {}").format(sql.SQL(mode)))
+        planner.execute(sql.SQL("PREPARE planned AS {}").format(sql.SQL(query.sql)))
+        try:
+            args = sql.SQL(", ").join(sql.Literal(values[p]) for p in query.params)
+            explained = planner.execute(sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE planned({})").format(args))
+            plan = explained.fetchone()[0][0]["Plan"]
+        finally:
+            planner.execute("DEALLOCATE planned")
+    problems, scans = plan_problems(plan)
+    assert scans > 0 and problems == [], json.dumps(plan, indent=1)
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_policy_alone_is_served_by_the_business_id_index(planner, table):
+    # No business_id in the query: only the policy's comparison can narrow the scan.
+    with tenant(planner, A):
+        explained = planner.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT * FROM {}").format(sql.Identifier(table)))
+        plan = explained.fetchone()[0][0]["Plan"]
+    problems, scans = plan_problems(plan)
+    conditions = [node.get("Index Cond", "") for node in plan_nodes(plan)]
+    assert scans > 0 and problems == [], json.dumps(plan, indent=1)
+    assert any("current_setting('app.current_business_id'" in condition for condition in conditions)
+
+
+# ---------------------------------------------------------------------------
+# enable, force, disable and roles: catalog state
+# ---------------------------------------------------------------------------
+
+
+def _policies_per_table(conn) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for table, policy in conn.execute("SELECT tablename, policyname FROM pg_policies ORDER BY 1, 2"):
+        found.setdefault(table, []).append(policy)
+    return found
+
+
+def test_enable_disable_enable_leaves_exactly_one_policy_per_tenant_table(db):
+    for action in (rls.enable, rls.enable, rls.disable, rls.disable, rls.enable):
+        action(db)
+    assert _policies_per_table(db) == {table: [POLICY] for table in TENANT_TABLES}
+    assert [(s.table, s.enabled, s.forced, s.policy) for s in rls.read_status(db)] == [
+        (table, True, False, True) for table in sorted(TENANT_TABLES)
+    ]
+
+
+def test_disable_restores_the_catalog_state_from_before_enable(db):
+    before = row_security(db)
+    rls.enable(db, force=True)
+    assert row_security(db) != before
+    rls.disable(db)
+    assert row_security(db) == before
+
+
+def test_enable_keeps_force_and_force_needs_enable(db):
+    with pytest.raises(ApplierError, match="row-level security is not enabled on"):
+        rls.apply(db, (rls.FORCE,))
+    assert not any(s.forced for s in rls.read_status(db))
+    rls.enable(db, force=True)
+    rls.enable(db)
+    assert all(s.forced and s.covered for s in rls.read_status(db))
+
+
+def test_enable_refuses_a_permissive_policy_that_would_widen_access(db):
+    db.execute("CREATE POLICY everyone ON whatsmeow_sessions USING (TRUE)")
+    with pytest.raises(ApplierError, match="whatsmeow_sessions has other permissive policies \\(everyone\\)"):
+        rls.enable(db)
+    assert not any(s.enabled for s in rls.read_status(db))
+    db.execute("DROP POLICY everyone ON whatsmeow_sessions")
+    db.execute("CREATE POLICY narrower ON whatsmeow_sessions AS RESTRICTIVE USING (session IS NOT NULL)")
+    rls.enable(db)
+    assert _policies_per_table(db)["whatsmeow_sessions"] == ["narrower", POLICY]
+
+
+def test_a_tenant_table_added_later_is_covered_by_enable_force_roles_and_disable(db):
+    rls.create_roles(db)
+    rls.enable(db, force=True)
+    db.execute("CREATE TABLE whatsmeow_later (business_id TEXT NOT NULL, note TEXT, PRIMARY KEY (business_id))")
+    status = {s.table: s for s in rls.read_status(db)}
+    assert not status["whatsmeow_later"].enabled
+    assert rls.reapply_if_enabled(db) is True
+    rls.create_roles(db)
+    status = {s.table: s for s in rls.read_status(db)}
+    assert (status["whatsmeow_later"].covered, status["whatsmeow_later"].forced) == (True, True)
+    privileges = db.execute(
+        "SELECT has_table_privilege(%s, 'whatsmeow_later', 'SELECT, INSERT, UPDATE, DELETE'), "
+        "has_table_privilege(%s, 'whatsmeow_later', 'TRUNCATE')",
+        (APP, APP),
+    ).fetchone()
+    assert privileges == (True, False)
+    rls.disable(db)
+    assert not any(s.enabled or s.forced or s.policy for s in rls.read_status(db))
+
+
+def test_reapply_if_enabled_leaves_a_store_without_rls_alone(db):
+    before = row_security(db)
+    assert rls.reapply_if_enabled(db) is False
+    assert row_security(db) == before
+
+
+# ---------------------------------------------------------------------------
+# Roles
+# ---------------------------------------------------------------------------
+
+
+def test_roles_give_the_app_exactly_dml_on_tenant_tables_and_no_way_around_rls(db):
+    rls.create_roles(db)
+    db.execute("GRANT TRUNCATE ON whatsmeow_sessions, whatsmeow_version TO whatsmeow_app")
+    rls.create_roles(db)  # a re-run takes back what was granted by hand
+    privileges = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+    check = "SELECT has_table_privilege(%s, %s, %s)"
+    granted = {
+        table: {p for p in privileges if db.execute(check, (APP, table, p)).fetchone()[0]}
+        for table in (*TENANT_TABLES, "whatsmeow_version")
+    }
+    assert granted == {
+        **{table: {"SELECT", "INSERT", "UPDATE", "DELETE"} for table in TENANT_TABLES},
+        "whatsmeow_version": {"SELECT"},
+    }
+    role = db.execute(
+        "SELECT rolsuper, rolbypassrls, rolcanlogin, pg_has_role(%s, %s, 'MEMBER') FROM pg_roles WHERE rolname = %s",
+        (APP, OWNER, APP),
+    ).fetchone()
+    assert role == (False, False, False, False)
+    owners = db.execute(
+        "SELECT DISTINCT relowner::regrole::text FROM pg_class WHERE relname LIKE 'whatsmeow\\_%' AND relkind = 'r'"
+    ).fetchall()
+    assert owners == [(OWNER,)]
+    # Granted by name, so it survives a REVOKE ... FROM PUBLIC by the DBA.
+    grantees = db.execute(
+        "SELECT a.grantee::regrole::text, a.privilege_type FROM pg_proc AS p, aclexplode(p.proacl) AS a "
+        "WHERE p.oid = 'whatsmeow_set_tenant(text)'::regprocedure AND a.grantee <> 0 AND a.grantee <> p.proowner"
+    ).fetchall()
+    assert grantees == [(APP, "EXECUTE")]
+
+
+def test_roles_refuse_an_app_role_that_would_bypass_rls(db):
+    db.execute("DROP ROLE IF EXISTS rls_test_bypass")
+    db.execute("CREATE ROLE rls_test_bypass BYPASSRLS")
+    with pytest.raises(ApplierError, match="role rls_test_bypass bypasses row-level security"):
+        rls.create_roles(db, app_role="rls_test_bypass")
+    with pytest.raises(ApplierError, match="both whatsmeow_owner"):
+        rls.create_roles(db, app_role=OWNER)
+    with pytest.raises(ApplierError, match="longer than 63 bytes"):
+        rls.create_roles(db, app_role="x" * 64)
+
+
+# ---------------------------------------------------------------------------
+# psql and the command line
+# ---------------------------------------------------------------------------
+
+
+def _psql(psql, dsn: str, *files: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn]
+    for name in files:
+        command += ["-f", str(RLS_DIR / name)]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+
+
+def test_rls_files_run_twice_in_a_row_with_psql(psql, db_dsn):
+    files = ("tenant-context.sql", "roles.sql", "enable.sql", "force.sql", "status.sql")
+    for _ in range(2):
+        result = _psql(psql, db_dsn, *files)
+        assert (result.returncode, result.stderr) == (0, "")
+    with psycopg.connect(db_dsn) as conn:
+        assert all(s.forced and s.covered for s in rls.read_status(conn))
+    for _ in range(2):
+        result = _psql(psql, db_dsn, "disable.sql")
+        assert (result.returncode, result.stderr) == (0, "")
+    with psycopg.connect(db_dsn) as conn:
+        assert not any(s.enabled or s.forced or s.policy for s in rls.read_status(conn))
+
+
+def test_a_psql_file_that_fails_changes_nothing(psql, db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        # Refused only when the loop reaches whatsmeow_sessions, after earlier tables were done.
+        conn.execute("CREATE POLICY everyone ON whatsmeow_sessions USING (TRUE)")
+        before = row_security(conn)
+        result = _psql(psql, db_dsn, "tenant-context.sql", "enable.sql")
+        assert result.returncode == 3 and "whatsmeow_sessions has other permissive policies" in result.stderr
+        assert row_security(conn) == before
+
+
+def test_psql_takes_role_names_from_settings(psql, db_dsn):
+    env = {"PGOPTIONS": "-c whatsmeow.app_role=rls_test_app -c whatsmeow.owner_role=rls_test_owner"}
+    result = _psql(psql, db_dsn, "tenant-context.sql", "roles.sql", env=env)
+    assert (result.returncode, result.stderr) == (0, "")
+    with psycopg.connect(db_dsn) as conn:
+        owner = conn.execute("SELECT relowner::regrole::text FROM pg_class WHERE relname = 'whatsmeow_device'")
+        assert owner.fetchone()[0] == "rls_test_owner"
+        assert conn.execute("SELECT has_table_privilege('rls_test_app', 'whatsmeow_device', 'DELETE')").fetchone()[0]
+
+
+def test_cli_enables_forces_reports_and_disables(db_dsn, capsys):
+    assert main(["rls", "enable", "--force", "--quiet", "--dsn", db_dsn]) == 0
+    assert main(["rls", "status", "--json", "--dsn", db_dsn]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["total"], doc["covered"], doc["forced"]) == (len(TENANT_TABLES), len(TENANT_TABLES), len(TENANT_TABLES))
+    assert {t["table"] for t in doc["tables"]} == set(TENANT_TABLES)
+    assert main(["rls", "disable", "--quiet", "--dsn", db_dsn]) == 0
+    assert main(["rls", "status", "--dsn", db_dsn, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"row-level security: off on all {len(TENANT_TABLES)} tenant tables" in out
+
+
+def test_cli_refuses_to_enable_rls_on_an_empty_database(empty_dsn, capsys):
+    assert main(["rls", "enable", "--quiet", "--dsn", empty_dsn]) == 2
+    assert "run `upgrade` first" in capsys.readouterr().err
