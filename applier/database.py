@@ -11,6 +11,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from applier.errors import ApplierError
+from applier.steps import MULTI_TENANT_SINCE
 
 APPLICATION_NAME = "whatsmeow-tenancy"
 # Session-level advisory lock that serializes appliers: the bytes of "whatsmeo".
@@ -107,11 +108,14 @@ class StoreState:
     has_compat_column: bool
     whatsmeow_tables: tuple[str, ...]
     tenant_keyed: bool
+    keyed_tables: int = 0
 
     @property
     def kind(self) -> str:
         if not self.whatsmeow_tables:
             return "empty"
+        if self.keyed_tables and self.version < MULTI_TENANT_SINCE:
+            return "conversion-in-progress"
         return "multi-tenant" if self.tenant_keyed else "upstream-single-tenant"
 
 
@@ -146,13 +150,16 @@ def read_state(conn: psycopg.Connection) -> StoreState:
             version = row[0] or 0
             # dbutil treats a missing or zero compat as equal to the version.
             compat = row[1] or version
-    tenant_keyed = "whatsmeow_device" in tables and bool(
-        conn.execute(
-            """
-            SELECT 1 FROM pg_attribute
-            WHERE attrelid = 'whatsmeow_device'::regclass AND attname = 'business_id' AND NOT attisdropped
-            """
-        ).fetchone()
-    )
     data_tables = tuple(name for name in tables if name != "whatsmeow_version")
-    return StoreState(version, compat, has_version_table, has_compat, data_tables, tenant_keyed)
+    keyed = {
+        row[0]
+        for row in conn.execute(
+            """
+            SELECT attrelid::regclass::text FROM pg_attribute
+            WHERE attrelid = ANY(%s::regclass[]) AND attname = 'business_id' AND NOT attisdropped
+            """,
+            (list(data_tables),),
+        )
+    }
+    tenant_keyed = "whatsmeow_device" in keyed
+    return StoreState(version, compat, has_version_table, has_compat, data_tables, tenant_keyed, len(keyed))

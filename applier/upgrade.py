@@ -10,6 +10,7 @@ import psycopg
 
 from applier.database import StoreState, acquire_lock, open_database, read_state, release_lock
 from applier.errors import ApplierError
+from applier.rls import reapply_if_enabled
 from applier.steps import MULTI_TENANT_SINCE, VERSION_TABLE_SQL, Step, latest_version, load_steps, plan
 
 
@@ -29,6 +30,13 @@ def check_convertible(state: StoreState, adopt_business_id: str | None = None) -
             raise ApplierError(
                 f"the database holds an upstream single-tenant whatsmeow store at v{state.version}; to convert it, "
                 "name the tenant that will own its rows: upgrade --adopt-business-id BUSINESS_ID"
+            )
+        return
+    if state.kind == "conversion-in-progress":
+        if adopt_business_id is None:
+            raise ApplierError(
+                f"an online conversion of this v{state.version} store was interrupted; finish it with "
+                "upgrade --online --adopt-business-id BUSINESS_ID (the same tenant as before)"
             )
         return
     if state.kind == "multi-tenant" and state.version < MULTI_TENANT_SINCE:
@@ -143,6 +151,9 @@ def execute(conn: psycopg.Connection, plan_: list[list[Statement]], quiet: bool)
                 if statement.step and not quiet:
                     elapsed = time.monotonic() - started
                     print(f"applied {statement.step.describe()} in {elapsed:.2f}s", file=sys.stderr)
+            # Inside the step's transaction, so a table it adds is never without its policy.
+            if reapply_if_enabled(conn) and not quiet:
+                print("re-applied row-level security to every tenant table", file=sys.stderr)
 
 
 def upgrade(
@@ -152,6 +163,7 @@ def upgrade(
     lock_timeout: float = 60.0,
     quiet: bool = False,
     dry_run: bool = False,
+    online: bool = False,
 ) -> list[Step]:
     """Apply every pending step (or, with dry_run, print the SQL); returns the steps planned."""
     steps = load_steps()
@@ -159,6 +171,13 @@ def upgrade(
     try:
         state = read_state(conn)
         check_convertible(state, adopt_business_id)
+        if state.kind == "conversion-in-progress" and not online:
+            raise ApplierError("an online conversion of this store was interrupted; finish it with --online")
+        if online and state.kind in ("upstream-single-tenant", "conversion-in-progress"):
+            if dry_run:
+                raise ApplierError("--dry-run prints the offline plan; the online conversion decides each "
+                                   "statement from the catalog as it goes, so it has no script to print")
+            return convert_online(conn, state, steps, adopt_business_id, quiet)
         if adopt_business_id is not None and state.kind != "upstream-single-tenant" and not quiet:
             print(f"note: the database is {state.kind}, not an upstream store; --adopt-business-id is ignored",
                   file=sys.stderr)
@@ -178,6 +197,29 @@ def upgrade(
         release_lock(conn)
 
 
+def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int, Step], business_id: str,
+                   quiet: bool) -> list[Step]:
+    """Upstream's remaining steps one by one, then the online v15 -> v16 conversion and the version row."""
+    from applier.online import Converter, check_business_id, read_target
+
+    check_business_id(conn, read_target(conn), business_id)
+    path = plan(state.version, state.compat, steps)
+    upstream_steps = [step for step in path if step.to_version < MULTI_TENANT_SINCE]
+    for step in upstream_steps if state.kind == "upstream-single-tenant" else []:
+        execute(conn, transactions(read_state(conn), [step], None), quiet)
+    started = time.monotonic()
+    converter = Converter(conn, business_id, lock_timeout_ms=500, retries=40, quiet=quiet)
+    converter.run()
+    final = steps[MULTI_TENANT_SINCE - 1]
+    with conn.transaction():
+        for statement in [*version_table_statements(read_state(conn)), *step_statements(final)[1:]]:
+            conn.execute(statement.sql, statement.params)
+    if not quiet:
+        print(f"converted online to v{final.to_version} in {time.monotonic() - started:.2f}s; longest exclusive "
+              f"lock held or awaited: {converter.longest_lock_wait:.3f}s", file=sys.stderr)
+    return path
+
+
 def run(args) -> int:
     with open_database(args.dsn, quiet=args.quiet) as conn:
         upgrade(
@@ -186,5 +228,6 @@ def run(args) -> int:
             lock_timeout=args.lock_timeout,
             quiet=args.quiet,
             dry_run=args.dry_run,
+            online=args.online,
         )
     return 0

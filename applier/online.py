@@ -1,0 +1,262 @@
+"""`upgrade --online --adopt-business-id ID`: convert a live upstream store without long locks.
+
+The target is not written down a second time: it is read from the fresh-install
+step, installed into a scratch schema inside a transaction that is rolled back.
+Every phase checks the catalog before acting, so a run killed at any point is
+finished by the next one. Exclusive locks are taken only for metadata changes,
+with a short lock_timeout and bounded retries, so writers queue behind the
+converter for at most about that long.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from applier.errors import ApplierError
+from applier.steps import load_steps
+
+SCRATCH = f"whatsmeow_reference_{os.getpid()}"
+TEMP_SUFFIX = "_online"
+
+
+@dataclass
+class Target:
+    """What the fresh install creates, per table, in creation order (parents first)."""
+
+    function_sql: str = ""
+    tables: list[str] = field(default_factory=list)
+    checks: dict[str, tuple[str, str]] = field(default_factory=dict)  # table -> (name, definition)
+    keys: list[tuple[str, str, str, list[str]]] = field(default_factory=list)  # table, name, p/u, columns
+    foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # table, name, definition
+    indexes: list[tuple[str, str, list[str]]] = field(default_factory=list)  # table, name, columns
+
+
+def read_target(conn: psycopg.Connection) -> Target:
+    target = Target()
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCRATCH)))
+            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(SCRATCH)))
+            conn.execute(load_steps()[0].sql)
+            target.function_sql = conn.execute(
+                "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
+            ).fetchone()[0].replace(f"{SCRATCH}.", "")
+            target.tables = [r[0] for r in conn.execute(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+                "AND relkind = 'r' ORDER BY oid")]
+            for table, name, kind, definition, columns in conn.execute(
+                """
+                SELECT c.conrelid::regclass::text, c.conname, c.contype::text, pg_get_constraintdef(c.oid),
+                       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, o)
+                             JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o)
+                FROM pg_constraint AS c WHERE c.connamespace = current_schema()::regnamespace ORDER BY c.oid
+                """
+            ):
+                if kind == "c" and columns == ["business_id"]:
+                    target.checks[table] = (name, definition)
+                elif kind in ("p", "u"):
+                    target.keys.append((table, name, kind, columns))
+                elif kind == "f":
+                    target.foreign_keys.append((table, name, definition))
+            target.indexes = [tuple(r) for r in conn.execute(
+                """
+                SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text,
+                       ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(n, o)
+                             JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)
+                FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+                WHERE c.relnamespace = current_schema()::regnamespace
+                  AND NOT EXISTS (SELECT FROM pg_constraint AS con WHERE con.conindid = i.indexrelid)
+                ORDER BY i.indexrelid
+                """
+            )]
+            raise _Rollback
+    except _Rollback:
+        pass
+    return target
+
+
+class _Rollback(Exception):
+    pass
+
+
+class Converter:
+    def __init__(self, conn: psycopg.Connection, business_id: str, *, lock_timeout_ms: int, retries: int,
+                 quiet: bool):
+        self.conn, self.business_id, self.quiet = conn, business_id, quiet
+        self.lock_timeout_ms, self.retries = lock_timeout_ms, retries
+        self.target = read_target(conn)
+        self.longest_lock_wait = 0.0
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(f"online: {message}", file=sys.stderr, flush=True)
+
+    def one(self, query, params=None):
+        row = self.conn.execute(query, params).fetchone()
+        return row[0] if row else None
+
+    def briefly(self, what: str, *statements) -> None:
+        """Run statements in one transaction under a short lock_timeout, retrying when a lock is busy."""
+        for attempt in range(1, self.retries + 1):
+            started = time.monotonic()
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")
+                    for statement in statements:
+                        self.conn.execute(statement)
+                self.longest_lock_wait = max(self.longest_lock_wait, time.monotonic() - started)
+                return
+            except psycopg.errors.LockNotAvailable:
+                self.say(f"{what}: a lock is busy, retrying ({attempt}/{self.retries})")
+                time.sleep(min(0.05 * attempt, 1.0))
+        raise ApplierError(f"online conversion: {what}: could not get a lock in {self.retries} tries; "
+                           "retry when the database is quieter (the conversion resumes where it stopped)")
+
+    def has_column(self, table: str) -> bool:
+        return bool(self.one("SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'business_id' "
+                             "AND NOT attisdropped", (table,)))
+
+    def constraint(self, table: str, name: str):
+        return self.conn.execute("SELECT contype::text, convalidated FROM pg_constraint "
+                                 "WHERE conrelid = %s::regclass AND conname = %s", (table, name)).fetchone()
+
+    def index_valid(self, name: str):
+        return self.one("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", (name,))
+
+    def swapped(self) -> bool:
+        device, name, _, _ = self.target.keys[0]
+        return bool(self.one("SELECT 1 FROM pg_constraint WHERE conrelid = %s::regclass AND conname = %s "
+                             "AND 'business_id' = ANY(SELECT attname FROM pg_attribute WHERE attrelid = conrelid "
+                             "AND attnum = ANY(conkey))", (device, name)))
+
+    # ----------------------------------------------------------------------
+    def run(self) -> None:
+        t = self.target
+        self.check_tenant()
+        with self.conn.transaction():
+            ensure_function(self.conn, t.function_sql)
+        for table in t.tables:
+            if not self.has_column(table):
+                self.briefly(f"adding business_id to {table}", sql.SQL(
+                    "ALTER TABLE {} ADD COLUMN business_id TEXT NOT NULL DEFAULT {}").format(
+                    sql.Identifier(table), sql.Literal(self.business_id)))
+                self.say(f"added business_id to {table}")
+        for table, (name, definition) in t.checks.items():
+            if not self.constraint(table, name):
+                self.briefly(f"adding {name}", sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID").format(
+                    sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))
+            self.validate(table, name)
+        if not self.swapped():
+            for table, name, columns, unique in self.builds():
+                self.build(table, name, columns, unique)
+            self.remove_orphans()
+            self.swap()
+        self.remove_orphans()
+        for table, name, _ in t.foreign_keys:
+            self.validate(table, name)
+
+    def check_tenant(self) -> None:
+        """Refuse to resume an interrupted conversion under another tenant."""
+        for table in self.target.tables:
+            if self.has_column(table):
+                existing = self.one(sql.SQL("SELECT business_id FROM {} LIMIT 1").format(sql.Identifier(table)))
+                if existing is not None and existing != self.business_id:
+                    raise ApplierError(
+                        f"an interrupted online conversion to tenant {existing!r} is in progress; "
+                        f"finish it with --online --adopt-business-id {existing}")
+
+    def builds(self):
+        """Indexes to build concurrently before the swap: every key, and the secondary indexes."""
+        for table, name, _, columns in self.target.keys:
+            yield table, name + TEMP_SUFFIX, columns, True
+        for table, name, columns in self.target.indexes:
+            # Upstream's own index under this name lacks business_id and is replaced at the swap.
+            upstream_has_it = bool(self.one(
+                "SELECT pg_get_indexdef(to_regclass(%s)) NOT LIKE '%%business_id%%'", (name,)))
+            yield table, name + TEMP_SUFFIX if upstream_has_it else name, columns, False
+
+    def build(self, table: str, name: str, columns: list[str], unique: bool) -> None:
+        valid = self.index_valid(name)
+        if valid:
+            return
+        if valid is False:  # left INVALID by an interrupted concurrent build
+            self.conn.execute(sql.SQL("DROP INDEX CONCURRENTLY {}").format(sql.Identifier(name)))
+            self.say(f"dropped the invalid index {name} an interrupted run left")
+        started = time.monotonic()
+        self.conn.execute("SET lock_timeout = 0")  # a concurrent build waits for older transactions by design
+        self.conn.execute(sql.SQL("CREATE {}INDEX CONCURRENTLY {} ON {} ({})").format(
+            sql.SQL("UNIQUE " if unique else ""), sql.Identifier(name), sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, columns))))
+        self.say(f"built {name} in {time.monotonic() - started:.2f}s")
+
+    def remove_orphans(self) -> None:
+        deleted = self.conn.execute(
+            "DELETE FROM whatsmeow_privacy_tokens AS t WHERE NOT EXISTS "
+            "(SELECT FROM whatsmeow_device AS d WHERE d.jid = t.our_jid AND d.business_id = t.business_id)"
+        ).rowcount
+        if deleted:
+            self.say(f"removed {deleted} privacy tokens of devices that no longer exist")
+
+    def swap(self) -> None:
+        """One short transaction: old keys out, prebuilt keys in, foreign keys in unvalidated, defaults off."""
+        t = self.target
+        statements = [sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+            sql.SQL(", ").join(map(sql.Identifier, t.tables)))]
+        for table, name in self.conn.execute(
+            "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype IN ('f', 'p', 'u') "
+            "AND conrelid = ANY(%s::regclass[]) ORDER BY contype = 'f' DESC, conrelid DESC", (t.tables,)
+        ).fetchall():
+            statements.append(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(name)))
+        for table, name, kind, _ in t.keys:
+            statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
+                sql.Identifier(table), sql.Identifier(name), sql.SQL("PRIMARY KEY" if kind == "p" else "UNIQUE"),
+                sql.Identifier(name + TEMP_SUFFIX)))
+        for table, name, _ in t.indexes:
+            if self.index_valid(name + TEMP_SUFFIX):
+                statements.append(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+                statements.append(sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(name + TEMP_SUFFIX), sql.Identifier(name)))
+        for table, name, definition in t.foreign_keys:
+            statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID").format(
+                sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))
+        for table in t.tables:
+            statements.append(sql.SQL("ALTER TABLE {} ALTER COLUMN business_id DROP DEFAULT").format(
+                sql.Identifier(table)))
+        started = time.monotonic()
+        self.briefly("swapping the keys", *statements)
+        self.say(f"swapped every table to its tenant keys in {time.monotonic() - started:.2f}s")
+
+    def validate(self, table: str, name: str) -> None:
+        found = self.constraint(table, name)
+        if found and not found[1]:
+            started = time.monotonic()
+            self.conn.execute("SET lock_timeout = 0")  # VALIDATE blocks no reads or writes
+            self.conn.execute(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
+                sql.Identifier(table), sql.Identifier(name)))
+            self.say(f"validated {name} in {time.monotonic() - started:.2f}s")
+
+
+def ensure_function(conn: psycopg.Connection, function_sql: str) -> None:
+    if not conn.execute("SELECT to_regproc('whatsmeow_business_id_is_valid')").fetchone()[0]:
+        conn.execute(function_sql)
+
+
+def check_business_id(conn: psycopg.Connection, target: Target, business_id: str) -> None:
+    """Apply the database's own rule to the ID, leaving nothing behind."""
+    try:
+        with conn.transaction():
+            ensure_function(conn, target.function_sql)
+            valid = conn.execute("SELECT whatsmeow_business_id_is_valid(%s)", (business_id,)).fetchone()[0]
+            raise _Rollback
+    except _Rollback:
+        pass
+    if not valid:
+        raise ApplierError(f"invalid business_id {business_id!r}: must be 1 to 64 characters of "
+                           "A-Z, a-z, 0-9, _ and -")
