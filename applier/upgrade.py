@@ -48,17 +48,6 @@ def check_convertible(state: StoreState, adopt_business_id: str | None = None) -
         raise ApplierError(f"whatsmeow_version records v{state.version} but no whatsmeow tables exist")
 
 
-def sql_error(step: Step, exc: psycopg.Error) -> ApplierError:
-    """Name the file, line:column and SQLSTATE of a failed statement."""
-    where = step.name
-    position = exc.diag.statement_position
-    if position:
-        before = step.sql[: int(position) - 1]
-        where += f":{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
-    message = exc.diag.message_primary or str(exc).strip()
-    return ApplierError(f"{where}: {message} (SQLSTATE {exc.sqlstate})")
-
-
 # What to do about the failures people hit most, by SQLSTATE.
 HINTS = {
     "42501": "connect as the role that owns the whatsmeow tables (for a fresh install: one that may create tables)",
