@@ -32,6 +32,14 @@ COMMANDS = {
         "show that two tenants sharing a device JID stay apart (rolled back, changes nothing)",
         "example: python -m applier demo",
     ),
+    "audit": (
+        "re-apply the audit views of audits/ and report every invariant violation (exit 1 if any)",
+        "example: python -m applier audit --json > audit.json",
+    ),
+    "verify": (
+        "compare the live schema with this package's definition of its version (exit 1 on any difference)",
+        "example: python -m applier verify --dsn postgresql://owner@db/whatsmeow",
+    ),
 }
 
 
@@ -82,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert an upstream single-tenant store, assigning every existing row to this tenant",
     )
     commands["status"].add_argument("--json", action="store_true", help="print the status document as JSON")
+    commands["audit"].add_argument("--json", action="store_true", help="print the audit document as JSON")
 
     # rls has actions of its own; each takes the common options, so they may follow the action.
     rls_summary = "tenant row-level security: enable [--force], disable, roles, status"

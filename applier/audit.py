@@ -1,0 +1,225 @@
+"""`audit`: re-apply the audit views of audits/ and report what they find.
+
+The files in audits/ carry their own BEGIN/COMMIT for psql; like `rls`, the
+applier blanks those two lines and runs every file in one transaction, so the
+views are replaced together or not at all. Invariant violations come from the
+view whatsmeow_audit.findings (exit 1 when it has rows); the informational views
+are printed and never change the exit code.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from applier.database import acquire_lock, open_database, read_state, release_lock
+from applier.errors import EXIT_OK, EXIT_PENDING, ApplierError
+from applier.sqlfile import read_wrapped, sql_error
+from applier.steps import PACKAGE_ROOT
+
+AUDITS_DIR = PACKAGE_ROOT / "audits"
+FILE_NAME = re.compile(r"^\d\d-[a-z0-9]+(?:-[a-z0-9]+)*\.sql$")
+LOCK_TIMEOUT = 60.0
+
+# Informational sections: name -> query. Each is read on its own, so one that
+# fails (pg_stat_statements installed but not preloaded, say) is reported as
+# unavailable and the others still print.
+INFORMATION = {
+    "tenants": "SELECT business_id, devices, total_rows, rows_per_table FROM whatsmeow_audit.tenants",
+    "row_security": "SELECT table_name, enabled, forced, policies, tenant_policy "
+    "FROM whatsmeow_audit.row_security_status",
+    "privileged_roles": "SELECT role_name, superuser, bypass_rls, owned_tenant_tables, reason "
+    "FROM whatsmeow_audit.privileged_roles",
+    "unused_indexes": "SELECT index_name, table_name, is_unique, size_bytes, counted_since "
+    "FROM whatsmeow_audit.unused_indexes",
+    "maintenance": "SELECT table_name, live_tuples, dead_tuples, dead_percent, last_vacuum, since_vacuum, "
+    "last_analyze, since_analyze FROM whatsmeow_audit.table_maintenance",
+    "slow_statements": "SELECT query, calls, total_ms, mean_ms, rows, note FROM whatsmeow_audit.slow_statements",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    object: str
+    problem: str
+
+
+def audit_files(folder: Path = AUDITS_DIR) -> list[Path]:
+    files = sorted(path for path in folder.glob("*.sql") if FILE_NAME.match(path.name))
+    if not files:
+        raise ApplierError(f"no audit files in {folder}")
+    return files
+
+
+def apply_audits(conn: psycopg.Connection) -> int:
+    """(Re)create every audit view in one transaction; returns the number of files applied."""
+    files = audit_files()
+    with conn.transaction():
+        for path in files:
+            text = read_wrapped(path, f"audits/{path.name}")
+            try:
+                conn.execute(text)
+            except psycopg.Error as exc:
+                raise sql_error(f"audits/{path.name}", text, exc) from exc
+    return len(files)
+
+
+def read_findings(conn: psycopg.Connection) -> tuple[list[tuple[str, str]], list[Finding]]:
+    """The checks in report order with their descriptions, and every violation."""
+    try:
+        checks = conn.execute('SELECT "check", description FROM whatsmeow_audit.checks ORDER BY position').fetchall()
+        rows = conn.execute('SELECT "check", object, problem FROM whatsmeow_audit.findings').fetchall()
+    except psycopg.Error as exc:
+        raise sql_error("whatsmeow_audit.findings", "", exc) from exc
+    # A check added to the findings view but not to the checks view still gets reported.
+    checks += [(name, "") for name in sorted({row[0] for row in rows} - {name for name, _ in checks})]
+    order = {name: i for i, (name, _) in enumerate(checks)}
+    findings = sorted((Finding(*row) for row in rows), key=lambda f: (order[f.check], f.object, f.problem))
+    return checks, findings
+
+
+def plain(value):
+    """A JSON-ready value: intervals in seconds, timestamps in ISO 8601, decimals as numbers."""
+    if isinstance(value, datetime.timedelta):
+        return round(value.total_seconds(), 3)
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def read_information(conn: psycopg.Connection) -> dict[str, dict]:
+    sections = {}
+    for name, query in INFORMATION.items():
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(query)
+                columns = [column.name for column in cur.description]
+                rows = [dict(zip(columns, map(plain, row))) for row in cur.fetchall()]
+            sections[name] = {"rows": rows, "unavailable": None}
+        except psycopg.Error as exc:
+            sections[name] = {"rows": [], "unavailable": exc.diag.message_primary or str(exc).strip()}
+    return sections
+
+
+def collect(conn: psycopg.Connection, *, quiet: bool = True) -> dict:
+    """Apply the audit views, then read them; the document `--json` prints."""
+    state = read_state(conn)
+    if state.kind != "multi-tenant":
+        raise ApplierError(f"the database holds no multi-tenant whatsmeow store ({state.kind}); "
+                           "run `upgrade` first, then audit it")
+    started = time.monotonic()
+    acquire_lock(conn, LOCK_TIMEOUT)
+    try:
+        applied = apply_audits(conn)
+    finally:
+        release_lock(conn)
+    if not quiet:
+        print(f"applied {applied} files of audits/ in {time.monotonic() - started:.2f}s", file=sys.stderr)
+    checks, findings = read_findings(conn)
+    return {
+        "schema": conn.execute("SELECT current_schema()").fetchone()[0],
+        "version": state.version,
+        "ok": not findings,
+        "findings": len(findings),
+        "checks": [
+            {
+                "check": name,
+                "description": description,
+                "findings": [{"object": f.object, "problem": f.problem} for f in findings if f.check == name],
+            }
+            for name, description in checks
+        ],
+        "information": read_information(conn),
+    }
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _ago(seconds) -> str:
+    if seconds is None:
+        return "never"
+    days, rest = divmod(int(seconds), 86400)
+    return f"{days}d {rest // 3600}h ago" if days else f"{rest // 3600}h {rest % 3600 // 60}m ago"
+
+
+def print_report(doc: dict, limit: int = 10) -> None:
+    print(f"audit of the whatsmeow store in schema {doc['schema']} (v{doc['version']})")
+    print("")
+    print("invariants")
+    width = max(len(c["check"]) for c in doc["checks"])
+    for check in doc["checks"]:
+        status = "ok" if not check["findings"] else f"FAIL ({len(check['findings'])})"
+        print(f"  {check['check']:<{width}}  {status:<9} {check['description']}")
+        for finding in check["findings"]:
+            print(f"      {finding['object']}: {finding['problem']}")
+    info = doc["information"]
+    print("")
+    print("information (never fails the audit)")
+    for name, section in info.items():
+        if section["unavailable"]:
+            print(f"  {name}: unavailable: {section['unavailable']}")
+    tenants = info["tenants"]["rows"]
+    print(f"  tenants: {len(tenants)}, largest first")
+    for row in tenants[:limit]:
+        print(f"    {row['business_id']:<24} {_n(row['devices'], 'device'):>12} {_n(row['total_rows'], 'row'):>14}")
+    if len(tenants) > limit:
+        print(f"    ... {len(tenants) - limit} more (whatsmeow_audit.tenants)")
+    orphans = [row for row in tenants if not row["devices"]]
+    if orphans:
+        print("  tenants with rows but no device:")
+        for row in orphans[:limit]:
+            tables = ", ".join(f"{t} {n}" for t, n in sorted(row["rows_per_table"].items()) if n)
+            print(f"    {row['business_id']}: {tables}")
+    rls = info["row_security"]["rows"]
+    enabled = sum(r["enabled"] for r in rls)
+    forced = sum(r["forced"] for r in rls)
+    print(f"  row-level security: enabled on {enabled} of {len(rls)} tenant tables, forced on {forced}")
+    for row in info["privileged_roles"]["rows"]:
+        print(f"  login role {row['role_name']} reads every tenant's rows: {row['reason']}")
+    unused = info["unused_indexes"]["rows"]
+    if unused:
+        names = ", ".join(row["index_name"] for row in unused[:limit])
+        more = f" and {len(unused) - limit} more" if len(unused) > limit else ""
+        print(f"  indexes never scanned since the statistics were reset: {names}{more}")
+    print("  most dead tuples (table, dead, dead %, last vacuum, last analyze):")
+    for row in info["maintenance"]["rows"][:5]:
+        print(f"    {row['table_name']:<34} {row['dead_tuples']:>10} {row['dead_percent'] or 0:>6}%  "
+            f"{_ago(row['since_vacuum']):<14} {_ago(row['since_analyze'])}")
+    for row in info["slow_statements"]["rows"][:5]:
+        if row["note"]:
+            print(f"  slow statements: {row['note']}")
+        else:
+            query = " ".join(row["query"].split())[:100]
+            print(f"  slow statement: {row['total_ms']:.0f} ms in {row['calls']} calls: {query}")
+    print("")
+    failed = sum(1 for c in doc["checks"] if c["findings"])
+    if doc["ok"]:
+        print(f"result: no findings in {len(doc['checks'])} checks")
+    else:
+        print(f"result: {_n(doc['findings'], 'finding')} in {failed} of {len(doc['checks'])} checks")
+
+
+def run(args) -> int:
+    as_json = getattr(args, "json", False)
+    with open_database(args.dsn, quiet=args.quiet or as_json) as conn:
+        doc = collect(conn, quiet=args.quiet or as_json)
+    if as_json:
+        print(json.dumps(doc, indent=2, default=str))
+    else:
+        print_report(doc)
+    return EXIT_OK if doc["ok"] else EXIT_PENDING

@@ -1,0 +1,129 @@
+-- Row-level security coverage of the tenant tables (those with a business_id
+-- column, as rls/enable.sql finds them).
+--   psql -v ON_ERROR_STOP=1 -f audits/20-row-security.sql
+-- Row-level security is optional: off on every tenant table is not a finding.
+-- Once it is on anywhere, the application relies on it, so every tenant table
+-- must be covered the same way.
+BEGIN;
+
+-- A policy expression counts as keyed when it compares business_id with the
+-- tenant setting and has no OR that could let other rows through.
+CREATE OR REPLACE FUNCTION whatsmeow_audit.is_tenant_keyed(expression TEXT)
+RETURNS BOOLEAN
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT coalesce(
+        expression ~ '\mbusiness_id = '
+        AND expression ~ 'current_setting\(''app\.current_business_id'''
+        AND expression !~ '\mOR\M',
+        FALSE
+    )
+$$;
+
+-- Every policy on a tenant table, with whether each of its expressions is keyed.
+-- A missing WITH CHECK falls back to USING, except for INSERT, which has no USING.
+CREATE OR REPLACE VIEW whatsmeow_audit.tenant_policies AS
+SELECT
+    t.table_name,
+    p.polname AS policy_name,
+    p.polpermissive AS permissive,
+    pg_get_expr(p.polqual, p.polrelid) AS using_expression,
+    pg_get_expr(p.polwithcheck, p.polrelid) AS check_expression,
+    CASE p.polcmd
+        WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL'
+    END AS command,
+    p.polcmd = 'a' OR whatsmeow_audit.is_tenant_keyed(pg_get_expr(p.polqual, p.polrelid)) AS using_keyed,
+    p.polcmd IN ('r', 'd')
+    OR whatsmeow_audit.is_tenant_keyed(pg_get_expr(coalesce(p.polwithcheck, p.polqual), p.polrelid)) AS check_keyed
+FROM whatsmeow_audit.whatsmeow_tables AS t
+INNER JOIN pg_policy AS p ON t.relid = p.polrelid
+WHERE t.business_id_attnum IS NOT NULL;
+
+-- Informational: one row per tenant table.
+CREATE OR REPLACE VIEW whatsmeow_audit.row_security_status AS
+SELECT
+    t.table_name,
+    t.relrowsecurity AS enabled,
+    t.relforcerowsecurity AS forced,
+    coalesce(array_agg(p.policy_name ORDER BY p.policy_name) FILTER (WHERE p.policy_name IS NOT NULL), '{}')
+        AS policies,
+    coalesce(bool_or(p.permissive AND p.using_keyed AND p.check_keyed), FALSE) AS tenant_policy
+FROM whatsmeow_audit.whatsmeow_tables AS t
+LEFT JOIN whatsmeow_audit.tenant_policies AS p ON t.table_name = p.table_name
+WHERE t.business_id_attnum IS NOT NULL
+GROUP BY t.table_name, t.relrowsecurity, t.relforcerowsecurity
+ORDER BY t.table_name;
+
+CREATE OR REPLACE VIEW whatsmeow_audit.row_security AS
+WITH coverage AS (
+    SELECT
+        count(*) AS tables,
+        count(*) FILTER (WHERE t.relrowsecurity) AS enabled,
+        count(*) FILTER (WHERE t.relforcerowsecurity) AS forced
+    FROM whatsmeow_audit.whatsmeow_tables AS t
+    WHERE t.business_id_attnum IS NOT NULL
+)
+
+SELECT
+    t.table_name AS object,
+    format(
+        'row-level security is off, while it is on for %s of the %s tenant tables: '
+        'every role with access reads every tenant''s rows here',
+        c.enabled, c.tables
+    ) AS problem
+FROM whatsmeow_audit.whatsmeow_tables AS t
+CROSS JOIN coverage AS c
+WHERE t.business_id_attnum IS NOT NULL AND NOT t.relrowsecurity AND c.enabled > 0
+
+UNION ALL
+
+-- rls/enable.sql forces every table once any is forced; one left out is the
+-- table an application connected as the owner reads unfiltered.
+SELECT
+    t.table_name AS object,
+    format(
+        'row-level security is not forced, while it is forced on %s of the %s tenant tables: '
+        'the owner reads every tenant''s rows here',
+        c.forced, c.tables
+    ) AS problem
+FROM whatsmeow_audit.whatsmeow_tables AS t
+CROSS JOIN coverage AS c
+WHERE t.business_id_attnum IS NOT NULL AND NOT t.relforcerowsecurity AND c.forced > 0
+
+UNION ALL
+
+SELECT
+    t.table_name AS object,
+    'row-level security is on but no permissive policy keyed on app.current_business_id exists: '
+    'the application sees no rows (run rls/enable.sql)' AS problem
+FROM whatsmeow_audit.whatsmeow_tables AS t
+WHERE
+    t.business_id_attnum IS NOT NULL
+    AND t.relrowsecurity
+    AND NOT EXISTS (
+        SELECT FROM whatsmeow_audit.tenant_policies AS p
+        WHERE p.table_name = t.table_name AND p.permissive AND p.using_keyed AND p.check_keyed
+    )
+
+UNION ALL
+
+-- Permissive policies are OR-ed together: one that is not keyed on the tenant
+-- widens what every tenant sees. Restrictive ones only narrow it.
+SELECT
+    format('policy %I on %s', p.policy_name, p.table_name) AS object,
+    format(
+        'permissive %s policy is not keyed on app.current_business_id: %s',
+        p.command,
+        CASE
+            WHEN NOT p.using_keyed THEN format('USING %s', coalesce(p.using_expression, '(none)'))
+            ELSE format('WITH CHECK %s', coalesce(p.check_expression, '(none)'))
+        END
+    ) AS problem
+FROM whatsmeow_audit.tenant_policies AS p
+WHERE p.permissive AND NOT (p.using_keyed AND p.check_keyed);
+
+CALL whatsmeow_audit.restrict_access();
+
+COMMIT;
