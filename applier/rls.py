@@ -15,6 +15,7 @@ import psycopg
 
 from applier.database import acquire_lock, open_database, read_state, release_lock
 from applier.errors import ApplierError
+from applier.sqlfile import read_wrapped, sql_error
 from applier.steps import PACKAGE_ROOT
 
 RLS_DIR = PACKAGE_ROOT / "rls"
@@ -41,30 +42,14 @@ class TableStatus:
 
 
 def read_sql(name: str, *, wrapped: bool = True) -> str:
-    """The text of rls/<name>, with its BEGIN;/COMMIT; lines blanked so line numbers still match."""
+    """The text of rls/<name>; a wrapped file's BEGIN;/COMMIT; are left to the caller's transaction."""
     path = RLS_DIR / name
+    if wrapped:
+        return read_wrapped(path, f"rls/{name}")
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ApplierError(f"cannot read {path}: {exc.strerror}") from exc
-    if wrapped:
-        statements = [i for i, line in enumerate(lines) if line.strip() and not line.startswith("--")]
-        if not statements or lines[statements[0]] != "BEGIN;" or lines[statements[-1]] != "COMMIT;":
-            raise ApplierError(f"rls/{name}: expected the file to open with BEGIN; and end with COMMIT;")
-        lines[statements[0]] = lines[statements[-1]] = ""
-    return "\n".join(lines)
-
-
-def sql_error(name: str, text: str, exc: psycopg.Error) -> ApplierError:
-    """Name the file, line:column and SQLSTATE of a failed statement."""
-    where = f"rls/{name}"
-    position = exc.diag.statement_position
-    if position:
-        before = text[: int(position) - 1]
-        where += f":{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
-    message = exc.diag.message_primary or str(exc).strip()
-    hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
-    return ApplierError(f"{where}: {message}{hint} (SQLSTATE {exc.sqlstate})")
 
 
 def apply(conn: psycopg.Connection, names: tuple[str, ...], settings: dict[str, str] | None = None) -> None:
@@ -77,7 +62,7 @@ def apply(conn: psycopg.Connection, names: tuple[str, ...], settings: dict[str, 
             try:
                 conn.execute(text)
             except psycopg.Error as exc:
-                raise sql_error(name, text, exc) from exc
+                raise sql_error(f"rls/{name}", text, exc) from exc
 
 
 def read_status(conn: psycopg.Connection) -> list[TableStatus]:
@@ -86,7 +71,7 @@ def read_status(conn: psycopg.Connection) -> list[TableStatus]:
     try:
         rows = conn.execute(text).fetchall()
     except psycopg.Error as exc:
-        raise sql_error(STATUS, text, exc) from exc
+        raise sql_error(f"rls/{STATUS}", text, exc) from exc
     return [TableStatus(*row) for row in rows]
 
 

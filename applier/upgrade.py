@@ -11,6 +11,7 @@ import psycopg
 from applier.database import StoreState, acquire_lock, open_database, read_state, release_lock
 from applier.errors import ApplierError
 from applier.rls import reapply_if_enabled
+from applier.sqlfile import sql_error
 from applier.steps import MULTI_TENANT_SINCE, VERSION_TABLE_SQL, Step, latest_version, load_steps, plan
 
 
@@ -46,14 +47,6 @@ def check_convertible(state: StoreState, adopt_business_id: str | None = None) -
         )
     if state.kind == "empty" and state.version:
         raise ApplierError(f"whatsmeow_version records v{state.version} but no whatsmeow tables exist")
-
-
-# What to do about the failures people hit most, by SQLSTATE.
-HINTS = {
-    "42501": "connect as the role that owns the whatsmeow tables (for a fresh install: one that may create tables)",
-    "55P03": "another session holds a lock on a whatsmeow table; retry when it is idle",
-    "22023": "pass a valid --adopt-business-id",
-}
 
 
 @dataclass(frozen=True)
@@ -116,18 +109,6 @@ def render(conn: psycopg.Connection, plan_: list[list[Statement]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def sql_error(step: Step | None, exc: psycopg.Error) -> ApplierError:
-    """Name the file, line:column and SQLSTATE of a failed statement, and what to do."""
-    where = step.name if step else "applier"
-    position = exc.diag.statement_position
-    if position and step:
-        before = step.sql[: int(position) - 1]
-        where += f":{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
-    message = exc.diag.message_primary or str(exc).strip()
-    hint = HINTS.get(exc.sqlstate or "")
-    return ApplierError(f"{where}: {message} (SQLSTATE {exc.sqlstate})" + (f"; {hint}" if hint else ""))
-
-
 def execute(conn: psycopg.Connection, plan_: list[list[Statement]], quiet: bool) -> None:
     for statements in plan_:
         with conn.transaction():
@@ -136,7 +117,8 @@ def execute(conn: psycopg.Connection, plan_: list[list[Statement]], quiet: bool)
                 try:
                     conn.execute(statement.sql, statement.params)
                 except psycopg.Error as exc:
-                    raise sql_error(statement.step, exc) from exc
+                    where, text = (statement.step.name, statement.sql) if statement.step else ("applier", None)
+                    raise sql_error(where, text, exc) from exc
                 if statement.step and not quiet:
                     elapsed = time.monotonic() - started
                     print(f"applied {statement.step.describe()} in {elapsed:.2f}s", file=sys.stderr)

@@ -17,7 +17,7 @@ from applier import catalog
 from applier.database import redact, resolve_dsn
 from applier.embedded import Cluster, find_bindir, server_user
 from applier.steps import UPGRADES_DIR, Step
-from applier.upgrade import sql_error
+from applier.sqlfile import sql_error
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_V15 = Path(__file__).parent / "fixtures" / "upstream-v15.sql"
@@ -99,7 +99,7 @@ def test_failed_statement_is_reported_with_file_line_column_and_sqlstate(db):
                 "-- v17: example\nSELECT 1;\nSELECT no_such_column\nFROM whatsmeow_device;\n")
     with pytest.raises(psycopg.Error) as exc:
         db.execute(step.sql)
-    message = str(sql_error(step, exc.value))
+    message = str(sql_error(step.name, step.sql, exc.value))
     assert message.startswith("99-broken-example.sql:3:8: ")
     assert "no_such_column" in message and "SQLSTATE 42703" in message
 

@@ -1,0 +1,42 @@
+"""Reading the package's SQL files and reporting their failures, the same way for every command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from applier.errors import ApplierError
+
+# What to do about the failures people hit most, by SQLSTATE.
+HINTS = {
+    "42501": "connect as the role that owns the whatsmeow tables (for a fresh install: one that may create tables)",
+    "55P03": "another session holds a lock on a whatsmeow table; retry when it is idle",
+    "22023": "pass a valid business_id",
+}
+
+
+def read_wrapped(path: Path, label: str) -> str:
+    """A psql file's text with its own BEGIN;/COMMIT; lines blanked (the caller supplies the
+    transaction), so that line numbers in errors still match the file."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except OSError as exc:
+        raise ApplierError(f"cannot read {path}: {exc.strerror}") from exc
+    statements = [i for i, line in enumerate(lines) if line.strip() and not line.startswith("--")]
+    if not statements or lines[statements[0]] != "BEGIN;" or lines[statements[-1]] != "COMMIT;":
+        raise ApplierError(f"{label}: expected the file to open with BEGIN; and end with COMMIT;")
+    lines[statements[0]] = lines[statements[-1]] = ""
+    return "\n".join(lines)
+
+
+def sql_error(where: str, text: str | None, exc: psycopg.Error) -> ApplierError:
+    """Name the file, line:column and SQLSTATE of a failed statement, and what to do about it."""
+    position = exc.diag.statement_position
+    if position and text:
+        before = text[: int(position) - 1]
+        where += f":{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
+    message = exc.diag.message_primary or str(exc).strip()
+    detail = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+    todo = HINTS.get(exc.sqlstate or "")
+    return ApplierError(f"{where}: {message}{detail} (SQLSTATE {exc.sqlstate})" + (f"; {todo}" if todo else ""))
