@@ -17,14 +17,14 @@ QUERIES = {
         JOIN pg_class AS c ON c.oid = a.attrelid
         LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         LEFT JOIN pg_collation AS coll ON coll.oid = a.attcollation AND a.attcollation <> 100
-        WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
           AND c.relname LIKE 'whatsmeow\_%' AND a.attnum > 0 AND NOT a.attisdropped
     """,
     "constraints": r"""
         SELECT c.relname, con.conname, con.contype::text, pg_get_constraintdef(con.oid), con.convalidated
         FROM pg_constraint AS con
         JOIN pg_class AS c ON c.oid = con.conrelid
-        WHERE c.relnamespace = current_schema()::regnamespace AND c.relname LIKE 'whatsmeow\_%'
+        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relname LIKE 'whatsmeow\_%'
     """,
     "indexes": r"""
         SELECT i.tablename, i.indexname, i.indexdef
@@ -39,13 +39,13 @@ QUERIES = {
     "row_security": r"""
         SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
         FROM pg_class AS c
-        WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'r'
+        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
           AND c.relname LIKE 'whatsmeow\_%'
     """,
     "functions": r"""
         SELECT p.proname, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
         FROM pg_proc AS p
-        WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'whatsmeow\_%'
+        WHERE p.pronamespace = quote_ident(current_schema())::regnamespace AND p.proname LIKE 'whatsmeow\_%'
     """,
 }
 

@@ -126,7 +126,7 @@ def read_state(conn: psycopg.Connection) -> StoreState:
             """
             SELECT c.relname FROM pg_class AS c
             WHERE c.relkind IN ('r', 'p') AND c.relname LIKE 'whatsmeow\\_%'
-              AND c.relnamespace = current_schema()::regnamespace
+              AND c.relnamespace = quote_ident(current_schema())::regnamespace
             ORDER BY c.relname
             """
         )

@@ -48,14 +48,14 @@ def read_target(conn: psycopg.Connection) -> Target:
                 "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
             ).fetchone()[0].replace(f"{SCRATCH}.", "")
             target.tables = [r[0] for r in conn.execute(
-                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
+                "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
                 "AND relkind = 'r' ORDER BY oid")]
             for table, name, kind, definition, columns in conn.execute(
                 """
                 SELECT c.conrelid::regclass::text, c.conname, c.contype::text, pg_get_constraintdef(c.oid),
                        ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, o)
                              JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o)
-                FROM pg_constraint AS c WHERE c.connamespace = current_schema()::regnamespace ORDER BY c.oid
+                FROM pg_constraint AS c WHERE c.connamespace = quote_ident(current_schema())::regnamespace ORDER BY c.oid
                 """
             ):
                 if kind == "c" and columns == ["business_id"]:
@@ -70,7 +70,7 @@ def read_target(conn: psycopg.Connection) -> Target:
                        ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(n, o)
                              JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)
                 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
-                WHERE c.relnamespace = current_schema()::regnamespace
+                WHERE c.relnamespace = quote_ident(current_schema())::regnamespace
                   AND NOT EXISTS (SELECT FROM pg_constraint AS con WHERE con.conindid = i.indexrelid)
                 ORDER BY i.indexrelid
                 """

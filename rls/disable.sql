@@ -16,7 +16,7 @@ BEGIN
         SELECT c.oid::REGCLASS
         FROM pg_class AS c
         WHERE
-            c.relnamespace = current_schema()::REGNAMESPACE
+            c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
             AND c.relkind IN ('r', 'p')
             AND c.relname LIKE 'whatsmeow\_%'
             AND EXISTS (

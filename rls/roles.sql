@@ -73,7 +73,7 @@ BEGIN
             ) AS is_tenant
         FROM pg_class AS c
         WHERE
-            c.relnamespace = current_schema()::REGNAMESPACE
+            c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
             AND c.relkind IN ('r', 'p')
             AND c.relname LIKE 'whatsmeow\_%'
         ORDER BY c.relname
@@ -90,7 +90,7 @@ BEGIN
     FOR routine IN
         SELECT p.oid::REGPROCEDURE
         FROM pg_proc AS p
-        WHERE p.pronamespace = current_schema()::REGNAMESPACE AND p.proname LIKE 'whatsmeow\_%'
+        WHERE p.pronamespace = quote_ident(current_schema())::REGNAMESPACE AND p.proname LIKE 'whatsmeow\_%'
     LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO %I', routine, owner_role);
     END LOOP;

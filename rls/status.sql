@@ -11,7 +11,7 @@ FROM pg_class AS c
 -- Policy names are unique per table: at most one row joins.
 LEFT JOIN pg_policy AS p ON c.oid = p.polrelid AND p.polname = 'whatsmeow_tenant_isolation'
 WHERE
-    c.relnamespace = current_schema()::REGNAMESPACE
+    c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
     AND c.relkind IN ('r', 'p')
     AND c.relname LIKE 'whatsmeow\_%'
     AND EXISTS (

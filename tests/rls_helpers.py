@@ -91,7 +91,7 @@ def row_security(conn: psycopg.Connection) -> dict[str, set[tuple]]:
         "flags": set(
             conn.execute(
                 "SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class "
-                "WHERE relkind = 'r' AND relname LIKE 'whatsmeow\\_%' AND relnamespace = current_schema()::regnamespace"
+                "WHERE relkind = 'r' AND relname LIKE 'whatsmeow\\_%' AND relnamespace = quote_ident(current_schema())::regnamespace"
             ).fetchall()
         ),
         "policies": set(
