@@ -13,7 +13,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from applier.errors import ApplierError
@@ -76,6 +76,8 @@ class Cluster:
     home: Path
     bindir: Path
     os_user: str | None
+    # Extra server settings written at initdb time, e.g. durability off for throwaway test clusters.
+    settings: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def default(cls) -> Cluster:
@@ -135,6 +137,7 @@ class Cluster:
         # Reachable only through the socket in the cluster's own folder.
         with open(self.datadir / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
             conf.write(f"listen_addresses = ''\nunix_socket_directories = '{self.socketdir}'\nport = {PORT}\n")
+            conf.writelines(f"{name} = '{value}'\n" for name, value in self.settings.items())
 
     def running(self) -> bool:
         return self._run("pg_ctl", "status", "--pgdata", str(self.datadir)).returncode == 0

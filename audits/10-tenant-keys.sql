@@ -105,7 +105,9 @@ WHERE
 
 -- Deleting a device must remove every row of that device and nothing else:
 -- every tenant table hangs from whatsmeow_device through foreign keys that
--- cascade. whatsmeow_lid_map is the exception by design (a tenant-wide map).
+-- cascade on delete. whatsmeow_lid_map is the exception by design (a tenant-wide
+-- map). ON UPDATE is not required: Citus refuses ON UPDATE CASCADE on keys that
+-- contain the distribution column, and `verify` reports any other change.
 CREATE OR REPLACE VIEW whatsmeow_audit.device_cascade AS
 WITH RECURSIVE reached (relid) AS (
     SELECT t.relid
@@ -115,12 +117,12 @@ WITH RECURSIVE reached (relid) AS (
     SELECT con.conrelid
     FROM pg_constraint AS con
     INNER JOIN reached AS r ON con.confrelid = r.relid
-    WHERE con.contype = 'f' AND con.confdeltype = 'c' AND con.confupdtype = 'c'
+    WHERE con.contype = 'f' AND con.confdeltype = 'c'
 )
 
 SELECT
     t.table_name AS object,
-    'no chain of ON DELETE CASCADE ON UPDATE CASCADE foreign keys leads to whatsmeow_device: '
+    'no chain of ON DELETE CASCADE foreign keys leads to whatsmeow_device: '
     'its rows can name a device that does not exist, and outlive the device they belong to'::TEXT AS problem
 FROM whatsmeow_audit.whatsmeow_tables AS t
 WHERE
