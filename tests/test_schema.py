@@ -112,6 +112,8 @@ def test_secondary_indexes_lead_with_business_id(db):
         "idx_whatsmeow_privacy_tokens_our_jid_timestamp": "(business_id, our_jid, \"timestamp\")",
         "whatsmeow_retry_buffer_timestamp_idx": "(business_id, our_jid, \"timestamp\")",
         "whatsmeow_event_buffer_business_id_insert_timestamp_idx": "(business_id, insert_timestamp)",
+        "whatsmeow_pre_keys_business_id_jid_uploaded_key_id_idx": "(business_id, jid, uploaded, key_id)",
+        "whatsmeow_app_state_sync_keys_business_id_jid_timestamp_idx": "(business_id, jid, \"timestamp\")",
     }
 
 

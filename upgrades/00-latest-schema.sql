@@ -6,13 +6,21 @@
 -- The one definition of a valid tenant key, used by every table's CHECK and by
 -- the tenant context. A CHECK on plain TEXT rather than a domain, because Citus
 -- cannot route queries whose distribution column is a domain with a CHECK.
+-- Every INSERT and UPDATE runs it, so it is written for speed: PL/pgSQL, because
+-- an inlined SQL function's body is parsed again for every statement, and `+`
+-- with a length test, because the regex engine expands `{1,64}` into 64 states
+-- on every call. Same rule: 1 to 64 characters of A-Z a-z 0-9 _ -.
 CREATE FUNCTION whatsmeow_business_id_is_valid(business_id TEXT)
 RETURNS BOOLEAN
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 STRICT
 PARALLEL SAFE
-AS $$ SELECT business_id ~ '^[A-Za-z0-9_-]{1,64}$' $$;
+AS $$
+BEGIN
+    RETURN business_id ~ '^[A-Za-z0-9_-]+$' AND length(business_id) <= 64;
+END
+$$;
 
 CREATE TABLE whatsmeow_device (
     business_id          TEXT    NOT NULL CHECK (whatsmeow_business_id_is_valid(business_id)),
@@ -70,6 +78,11 @@ CREATE TABLE whatsmeow_pre_keys (
     ON DELETE CASCADE ON UPDATE CASCADE
 );
 
+-- The keys not yet uploaded, in order, and the count of uploaded ones, without
+-- walking every key the device has.
+CREATE INDEX whatsmeow_pre_keys_business_id_jid_uploaded_key_id_idx
+ON whatsmeow_pre_keys (business_id, jid, uploaded, key_id);
+
 CREATE TABLE whatsmeow_sessions (
     business_id TEXT NOT NULL CHECK (whatsmeow_business_id_is_valid(business_id)),
     our_jid     TEXT,
@@ -105,6 +118,10 @@ CREATE TABLE whatsmeow_app_state_sync_keys (
     FOREIGN KEY (business_id, jid) REFERENCES whatsmeow_device (business_id, jid)
     ON DELETE CASCADE ON UPDATE CASCADE
 );
+
+-- The newest sync key without sorting all of the device's keys.
+CREATE INDEX whatsmeow_app_state_sync_keys_business_id_jid_timestamp_idx
+ON whatsmeow_app_state_sync_keys (business_id, jid, timestamp);
 
 CREATE TABLE whatsmeow_app_state_version (
     business_id TEXT   NOT NULL CHECK (whatsmeow_business_id_is_valid(business_id)),

@@ -12,11 +12,15 @@ SET LOCAL lock_timeout = '30s';
 -- The same definition as in the fresh install; the tests compare the catalogs.
 CREATE FUNCTION whatsmeow_business_id_is_valid(business_id TEXT)
 RETURNS BOOLEAN
-LANGUAGE sql
+LANGUAGE plpgsql
 IMMUTABLE
 STRICT
 PARALLEL SAFE
-AS $$ SELECT business_id ~ '^[A-Za-z0-9_-]{1,64}$' $$;
+AS $$
+BEGIN
+    RETURN business_id ~ '^[A-Za-z0-9_-]+$' AND length(business_id) <= 64;
+END
+$$;
 
 DO $$
 DECLARE
@@ -231,3 +235,9 @@ ON whatsmeow_event_buffer (business_id, insert_timestamp);
 
 CREATE INDEX whatsmeow_retry_buffer_timestamp_idx
 ON whatsmeow_retry_buffer (business_id, our_jid, timestamp);
+
+CREATE INDEX whatsmeow_pre_keys_business_id_jid_uploaded_key_id_idx
+ON whatsmeow_pre_keys (business_id, jid, uploaded, key_id);
+
+CREATE INDEX whatsmeow_app_state_sync_keys_business_id_jid_timestamp_idx
+ON whatsmeow_app_state_sync_keys (business_id, jid, timestamp);
