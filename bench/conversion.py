@@ -72,7 +72,12 @@ def offline(cluster: Cluster, template: str) -> float:
 
 
 def online(cluster: Cluster, template: str) -> tuple[float, float, int]:
+    """Online conversion while a writer updates sessions: (seconds, longest writer commit, writer commits)."""
     dsn = copy_of(cluster, template, "online")
+    with psycopg.connect(dsn) as conn:
+        # Keys that exist in whatever store the template holds, so every update changes a row.
+        keys = conn.execute("SELECT our_jid, their_id FROM whatsmeow_sessions TABLESAMPLE SYSTEM (1) LIMIT 1000"
+                            ).fetchall() or [("none", "none")]
     done = threading.Event()
     latencies: list[float] = []
 
@@ -81,21 +86,40 @@ def online(cluster: Cluster, template: str) -> tuple[float, float, int]:
             n = 0
             while not done.is_set():
                 n += 1
+                our_jid, their_id = keys[n % len(keys)]
                 started = time.monotonic()
                 conn.execute("UPDATE whatsmeow_sessions SET session = %s WHERE our_jid = %s AND their_id = %s",
-                             (str(n).encode(), f"1555{1 + n % 20}:1@s.whatsapp.net", f"{4915000000 + n}:{n % 4}"))
+                             (str(n).encode(), our_jid, their_id))
                 latencies.append(time.monotonic() - started)
 
     thread = threading.Thread(target=writer)
     thread.start()
     time.sleep(0.5)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        started = time.monotonic()
-        upgrade(conn, adopt_business_id="acme", online=True, quiet=True)
-        elapsed = time.monotonic() - started
-    done.set()
-    thread.join()
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            started = time.monotonic()
+            upgrade(conn, adopt_business_id="acme", online=True, quiet=True)
+            elapsed = time.monotonic() - started
+    finally:
+        done.set()
+        thread.join()
     return elapsed, max(latencies), len(latencies)
+
+
+def measure(cluster: Cluster, template: str, workdir: Path, say=progress) -> dict:
+    """Dump/restore round trip, offline and online conversion of copies of the upstream store `template`."""
+    say("conversion: pg_dump | pg_restore round trip")
+    round_trip = dump_restore(cluster, template, workdir)
+    say(f"conversion: dump + restore took {round_trip:.1f}s; offline conversion")
+    offline_s = offline(cluster, template)
+    say(f"conversion: offline took {offline_s:.1f}s; online conversion with a concurrent writer")
+    online_s, stall, writes = online(cluster, template)
+    say(f"conversion: online took {online_s:.1f}s, longest writer commit {stall * 1000:.0f} ms")
+    with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
+        for name in ("dump_source", "dump_target", "offline", "online"):
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+    return {"dump_restore_s": round_trip, "offline_s": offline_s, "online_s": online_s,
+            "writer_stall_s": stall, "writer_commits": writes}
 
 
 def main() -> int:
@@ -109,16 +133,12 @@ def main() -> int:
         cluster.ensure_running()
         progress(f"building an upstream v15 store of about {args.rows} rows")
         total = build_store(cluster, "upstream_store", args.rows)
-        progress("pg_dump | pg_restore round trip")
-        round_trip = dump_restore(cluster, "upstream_store", workdir)
-        progress("offline conversion")
-        offline_s = offline(cluster, "upstream_store")
-        progress("online conversion with a concurrent writer")
-        online_s, stall, writes = online(cluster, "upstream_store")
-        print(f"| rows | dump+restore | offline | offline/dump | online | writer commits | longest writer commit |")
-        print(f"|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| {total} | {round_trip:.1f} s | {offline_s:.1f} s | {offline_s / round_trip:.2f}x | "
-              f"{online_s:.1f} s | {writes} | {stall * 1000:.0f} ms |")
+        result = measure(cluster, "upstream_store", workdir)
+        print("| rows | dump+restore | offline | offline/dump | online | writer commits | longest writer commit |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"| {total} | {result['dump_restore_s']:.1f} s | {result['offline_s']:.1f} s | "
+              f"{result['offline_s'] / result['dump_restore_s']:.2f}x | {result['online_s']:.1f} s | "
+              f"{result['writer_commits']} | {result['writer_stall_s'] * 1000:.0f} ms |")
     finally:
         cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)
