@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from store import load_queries  # noqa: E402
+from store import Query, load_queries  # noqa: E402
 
 # The catalogue's plan-caching forms (see schema/queries.sql) back to upstream's own text.
 UPSTREAM_SPELLING = (
@@ -26,14 +26,8 @@ UPSTREAM_SPELLING = (
 
 
 @dataclass(frozen=True)
-class Form:
-    name: str
-    params: tuple[str, ...]
-    sql: str
-
-    @property
-    def verb(self) -> str:
-        return self.sql.lstrip().split(None, 1)[0].upper()
+class Form(Query):
+    """A catalogue query in one of its two forms."""
 
     def pgbench(self) -> str:
         """The statement with :param variables in place of $n, for a pgbench script."""
