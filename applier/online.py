@@ -218,7 +218,7 @@ class Converter:
             statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
                 sql.Identifier(table), sql.Identifier(name), sql.SQL("PRIMARY KEY" if kind == "p" else "UNIQUE"),
                 sql.Identifier(name + TEMP_SUFFIX)))
-        for table, name, _ in t.indexes:
+        for _, name, _ in t.indexes:
             if self.index_valid(name + TEMP_SUFFIX):
                 statements.append(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
                 statements.append(sql.SQL("ALTER INDEX {} RENAME TO {}").format(

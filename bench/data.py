@@ -137,7 +137,7 @@ def statements(shape: Shape, tenant: bool) -> list[tuple[str, str]]:
             "our_jid, chat_jid, muted_until, pinned",
             f"{jid}, {pn} || '@s.whatsapp.net', 0, p % 3 = 0",
             peers,
-            f"\nWHERE p % 10 = 0",
+            "\nWHERE p % 10 = 0",
         ),
         # Tokens for even peers; the first EXPIRED of each device long expired.
         insert(

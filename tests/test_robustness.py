@@ -166,7 +166,7 @@ def _wait_for_backend(conn, condition, timeout=30, gone=False):
         if bool(rows) != gone:
             return
         time.sleep(0.05)
-    raise AssertionError(f"applier backend still there" if gone else f"no applier backend with {condition}")
+    raise AssertionError("applier backend still there" if gone else f"no applier backend with {condition}")
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "interrupt"])
