@@ -34,7 +34,14 @@ class Target:
     checks: dict[str, tuple[str, str]] = field(default_factory=dict)  # table -> (name, definition)
     keys: list[tuple[str, str, str, list[str]]] = field(default_factory=list)  # table, name, p/u, columns
     foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # table, name, definition
-    indexes: list[tuple[str, str, list[str]]] = field(default_factory=list)  # table, name, columns
+    indexes: list[tuple[str, str, list[str], str | None]] = field(default_factory=list)  # table, name, columns, WHERE
+    collations: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (table, column) -> type, collation
+
+    def column(self, table: str, name: str) -> sql.Composable:
+        """A key column as an index expression, in the collation the column will have."""
+        if (table, name) in self.collations:
+            return sql.SQL("{} COLLATE {}").format(sql.Identifier(name), sql.Identifier(self.collations[table, name][1]))
+        return sql.Identifier(name)
 
 
 def read_target(conn: psycopg.Connection) -> Target:
@@ -68,13 +75,24 @@ def read_target(conn: psycopg.Connection) -> Target:
                 """
                 SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text,
                        ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(n, o)
-                             JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o)
+                             JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
+                       pg_get_expr(i.indpred, i.indrelid)
                 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
                 WHERE c.relnamespace = quote_ident(current_schema())::regnamespace
                   AND NOT EXISTS (SELECT FROM pg_constraint AS con WHERE con.conindid = i.indexrelid)
                 ORDER BY i.indexrelid
                 """
             )]
+            # Columns whose collation is not the database default, such as the C-collated peer ids.
+            target.collations = {(table, column): (type_, collation) for table, column, type_, collation in conn.execute(
+                """
+                SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), coll.collname::text
+                FROM pg_attribute AS a
+                JOIN pg_class AS c ON c.oid = a.attrelid
+                JOIN pg_collation AS coll ON coll.oid = a.attcollation
+                WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
+                  AND a.attnum > 0 AND NOT a.attisdropped AND a.attcollation <> 100  -- the database default
+                """)}
             raise _Rollback
     except _Rollback:
         pass
@@ -153,8 +171,8 @@ class Converter:
                     sql.Identifier(table), sql.Identifier(name), sql.SQL(definition)))
             self.validate(table, name)
         if not self.swapped():
-            for table, name, columns, unique in self.builds():
-                self.build(table, name, columns, unique)
+            for table, name, columns, unique, where in self.builds():
+                self.build(table, name, columns, unique, where)
             self.remove_orphans()
             self.swap()
         self.remove_orphans()
@@ -174,14 +192,14 @@ class Converter:
     def builds(self):
         """Indexes to build concurrently before the swap: every key, and the secondary indexes."""
         for table, name, _, columns in self.target.keys:
-            yield table, name + TEMP_SUFFIX, columns, True
-        for table, name, columns in self.target.indexes:
+            yield table, name + TEMP_SUFFIX, columns, True, None
+        for table, name, columns, where in self.target.indexes:
             # Upstream's own index under this name lacks business_id and is replaced at the swap.
             upstream_has_it = bool(self.one(
                 "SELECT pg_get_indexdef(to_regclass(%s)) NOT LIKE '%%business_id%%'", (name,)))
-            yield table, name + TEMP_SUFFIX if upstream_has_it else name, columns, False
+            yield table, name + TEMP_SUFFIX if upstream_has_it else name, columns, False, where
 
-    def build(self, table: str, name: str, columns: list[str], unique: bool) -> None:
+    def build(self, table: str, name: str, columns: list[str], unique: bool, where: str | None) -> None:
         valid = self.index_valid(name)
         if valid:
             return
@@ -190,9 +208,12 @@ class Converter:
             self.say(f"dropped the invalid index {name} an interrupted run left")
         started = time.monotonic()
         self.conn.execute("SET lock_timeout = 0")  # a concurrent build waits for older transactions by design
-        self.conn.execute(sql.SQL("CREATE {}INDEX CONCURRENTLY {} ON {} ({})").format(
+        # A column that changes collation at the swap gets an index in the new collation
+        # now; the swap's ALTER COLUMN then keeps the index instead of rebuilding it.
+        self.conn.execute(sql.SQL("CREATE {}INDEX CONCURRENTLY {} ON {} ({}){}").format(
             sql.SQL("UNIQUE " if unique else ""), sql.Identifier(name), sql.Identifier(table),
-            sql.SQL(", ").join(map(sql.Identifier, columns))))
+            sql.SQL(", ").join(self.target.column(table, column) for column in columns),
+            sql.SQL(f" WHERE {where}" if where else "")))
         self.say(f"built {name} in {time.monotonic() - started:.2f}s")
 
     def remove_orphans(self) -> None:
@@ -204,7 +225,8 @@ class Converter:
             self.say(f"removed {deleted} privacy tokens of devices that no longer exist")
 
     def swap(self) -> None:
-        """One short transaction: old keys out, prebuilt keys in, foreign keys in unvalidated, defaults off."""
+        """One short transaction: old keys out, collations set, prebuilt keys in, foreign keys in unvalidated,
+        defaults off."""
         t = self.target
         statements = [sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
             sql.SQL(", ").join(map(sql.Identifier, t.tables)))]
@@ -214,11 +236,14 @@ class Converter:
         ).fetchall():
             statements.append(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
                 sql.Identifier(table), sql.Identifier(name)))
+        for (table, column), (type_, collation) in t.collations.items():
+            statements.append(sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} COLLATE {}").format(
+                sql.Identifier(table), sql.Identifier(column), sql.SQL(type_), sql.Identifier(collation)))
         for table, name, kind, _ in t.keys:
             statements.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}").format(
                 sql.Identifier(table), sql.Identifier(name), sql.SQL("PRIMARY KEY" if kind == "p" else "UNIQUE"),
                 sql.Identifier(name + TEMP_SUFFIX)))
-        for _, name, _ in t.indexes:
+        for _, name, _, _ in t.indexes:
             if self.index_valid(name + TEMP_SUFFIX):
                 statements.append(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
                 statements.append(sql.SQL("ALTER INDEX {} RENAME TO {}").format(

@@ -170,7 +170,7 @@ def upgrade(
 
 def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int, Step], business_id: str,
                    quiet: bool) -> list[Step]:
-    """Upstream's remaining steps one by one, then the online v15 -> v16 conversion and the version row."""
+    """Upstream's remaining steps one by one, then the online conversion to the latest schema and the version row."""
     from applier.online import Converter, check_business_id, read_target
 
     check_business_id(conn, read_target(conn), business_id)
@@ -181,7 +181,8 @@ def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int,
     started = time.monotonic()
     converter = Converter(conn, business_id, lock_timeout_ms=500, retries=40, quiet=quiet)
     converter.run()
-    final = steps[MULTI_TENANT_SINCE - 1]
+    # The converter builds the fresh install's schema, so the store is at its version.
+    final = load_steps()[0]
     with conn.transaction():
         for statement in [*version_table_statements(read_state(conn)), *step_statements(final)[1:]]:
             conn.execute(statement.sql, statement.params)

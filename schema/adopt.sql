@@ -1,8 +1,9 @@
--- Converts an upstream whatsmeow v15 store in place into the multi-tenant v16
--- schema, every existing row becoming tenant :business_id, for psql:
+-- Converts an upstream whatsmeow v15 store in place into the latest multi-tenant
+-- schema (v17), every existing row becoming tenant :business_id, for psql:
 --   psql -v ON_ERROR_STOP=1 -v business_id=acme -f schema/adopt.sql
--- It runs upgrades/16-adopt-single-tenant-store.sql, the step the applier and Go
--- callers run, in one transaction with the version row: an error changes nothing.
+-- It runs upgrades/16-adopt-single-tenant-store.sql and the steps after it, as
+-- the applier and Go callers do, in one transaction with the version row: an
+-- error changes nothing.
 -- Older upstream stores: `python -m applier upgrade --adopt-business-id ID`.
 -- Without -v business_id the conversion step itself refuses, naming the setting.
 \if :{?business_id}
@@ -24,8 +25,9 @@ END
 $$;
 
 \ir ../upgrades/16-adopt-single-tenant-store.sql
+\ir ../upgrades/17-prefix-ranges-and-partial-pre-key-index.sql
 
 DELETE FROM whatsmeow_version;
-INSERT INTO whatsmeow_version (version, compat) VALUES (16, 16);
+INSERT INTO whatsmeow_version (version, compat) VALUES (17, 16);
 
 COMMIT;

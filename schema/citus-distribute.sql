@@ -1,4 +1,4 @@
--- Distributes an installed v16 store on a Citus coordinator, every tenant table
+-- Distributes an installed v17 store on a Citus coordinator, every tenant table
 -- sharded by business_id in one colocation group, for psql:
 --   psql -v ON_ERROR_STOP=1 -f schema/citus-distribute.sql
 -- Run it once, as the owner of the tables, with the application stopped: it
@@ -18,10 +18,10 @@ BEGIN
         USING ERRCODE = 'undefined_function',
         HINT = 'Run it on the Citus coordinator, in the database that holds the store, after CREATE EXTENSION citus.';
     END IF;
-    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 16) THEN
-        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v16 store only'
+    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 17) THEN
+        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v17 store only'
         USING ERRCODE = 'object_not_in_prerequisite_state',
-        HINT = 'Bring the store to v16 first: python -m applier upgrade';
+        HINT = 'Bring the store to v17 first: python -m applier upgrade';
     END IF;
 END
 $$;

@@ -45,7 +45,7 @@ def test_conversion_keeps_every_row_and_reaches_the_fresh_install_schema(
         upgrade(conn, adopt_business_id="acme", quiet=True)
         after = digests(conn, before_cols)
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
-        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(16, 16)]
+        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
         owners = {
             table: conn.execute(f"SELECT array_agg(DISTINCT business_id) FROM {table}").fetchone()[0]
             for table in before_cols
@@ -165,12 +165,14 @@ def test_psql_conversion_without_a_business_id_fails_clearly_and_rolls_back(psql
 
 def test_conversion_step_run_the_way_dbutil_runs_it_reads_the_setting(empty_dsn, fresh_catalog):
     make_store(empty_dsn, 15)
-    step = (ROOT / "upgrades" / "16-adopt-single-tenant-store.sql").read_text()
     with psycopg.connect(empty_dsn, options="-c whatsmeow.adopt_business_id=acme") as conn:
-        conn.execute(step)
-        conn.execute("DELETE FROM whatsmeow_version")
-        conn.execute("INSERT INTO whatsmeow_version VALUES (16, 16)")
-        conn.commit()
+        # dbutil: each step in its own transaction with its version row.
+        for version, name in ((16, "16-adopt-single-tenant-store.sql"),
+                              (17, "17-prefix-ranges-and-partial-pre-key-index.sql")):
+            conn.execute((ROOT / "upgrades" / name).read_text())
+            conn.execute("DELETE FROM whatsmeow_version")
+            conn.execute("INSERT INTO whatsmeow_version VALUES (%s, 16)", (version,))
+            conn.commit()
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
         assert conn.execute("SELECT DISTINCT business_id FROM whatsmeow_sessions").fetchall() == [("acme",)]
 

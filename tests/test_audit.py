@@ -299,7 +299,7 @@ def test_json_lists_every_check_in_order_with_its_findings(db, db_dsn):
     assert result.returncode == 1
     doc = json.loads(result.stdout)
     assert set(doc) == {"schema", "version", "ok", "findings", "checks", "information"}
-    assert (doc["schema"], doc["version"], doc["ok"], doc["findings"]) == ("public", 16, False, 1)
+    assert (doc["schema"], doc["version"], doc["ok"], doc["findings"]) == ("public", 17, False, 1)
     names = [row[0] for row in db.execute('SELECT "check" FROM whatsmeow_audit.checks ORDER BY position')]
     assert [c["check"] for c in doc["checks"]] == names and len(names) == 12
     failing = {c["check"]: [f["object"] for f in c["findings"]] for c in doc["checks"] if c["findings"]}

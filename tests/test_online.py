@@ -43,7 +43,7 @@ def assert_converted(dsn, fresh_catalog, before_digests, columns):
     with psycopg.connect(dsn) as conn:
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
         assert digests(conn, columns) == before_digests
-        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(16, 16)]
+        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
         assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0] == 0
 
 

@@ -48,8 +48,8 @@ def test_parallel_upgrades_apply_each_step_once_and_all_succeed(empty_dsn):
     procs = [start("upgrade", "--dsn", empty_dsn) for _ in range(4)]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
     assert [code for code, _ in results] == [0, 0, 0, 0]
-    assert sum("applied v0 -> v16" in err for _, err in results) == 1
-    assert sum("already at v16" in err for _, err in results) == 3
+    assert sum("applied v0 -> v17" in err for _, err in results) == 1
+    assert sum("already at v17" in err for _, err in results) == 3
 
 
 def test_a_second_applier_gives_up_after_lock_timeout_and_changes_nothing(empty_dsn):
@@ -71,7 +71,7 @@ def test_dry_run_prints_the_exact_sql_which_psql_can_run_and_changes_nothing(emp
     assert picture(empty_dsn) == before
     assert script.startswith("BEGIN;\n") and script.rstrip().endswith("COMMIT;")
     assert "-- upgrades/00-latest-schema.sql" in script
-    assert "INSERT INTO whatsmeow_version (version, compat) VALUES (16, 16);" in script
+    assert "INSERT INTO whatsmeow_version (version, compat) VALUES (17, 16);" in script
     # Running the printed script gives exactly what the applier gives.
     by_script = new_database()
     result = subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", by_script],
@@ -91,7 +91,7 @@ def test_dry_run_of_a_conversion_shows_the_tenant_setting_and_every_step_in_one_
     assert "SELECT set_config('whatsmeow.adopt_business_id', 'acme', true);" in script
     files = [line.split("/")[1] for line in script.splitlines() if line.startswith("-- upgrades/")]
     assert files == ["13-retry-buffer.sql", "14-nct-salt.sql", "15-companion-meta-nonce.sql",
-                     "16-adopt-single-tenant-store.sql"]
+                     "16-adopt-single-tenant-store.sql", "17-prefix-ranges-and-partial-pre-key-index.sql"]
 
 
 def test_status_json_has_the_documented_shape(db_dsn):
@@ -111,7 +111,7 @@ def test_status_of_an_upstream_store_names_the_flag_and_lists_the_conversion(emp
     doc = json.loads(out)
     assert code == 2
     assert doc["store"] == "upstream-single-tenant" and "--adopt-business-id" in doc["problem"]
-    assert [step["to"] for step in doc["pending"]] == [16]
+    assert [step["to"] for step in doc["pending"]] == [16, 17]
 
 
 def test_quiet_upgrade_prints_nothing_on_success(empty_dsn):
@@ -192,7 +192,7 @@ def test_a_conversion_killed_mid_step_leaves_the_store_as_it_was_and_the_next_ru
     code, _, err = applier("upgrade", "--adopt-business-id", "acme", "--dsn", empty_dsn)
     assert code == 0, err
     with psycopg.connect(empty_dsn) as conn:
-        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(16, 16)]
+        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
 
 
 def test_console_script_runs_the_same_program():

@@ -34,10 +34,10 @@ def test_file_prefix_matches_header_without_gaps_or_duplicates():
     assert steps[0].to_version == latest_version(steps)
 
 
-def test_fresh_install_step_reaches_v16_compat_16():
+def test_fresh_install_step_reaches_v17_compat_16():
     fresh = parse_step(UPGRADES_DIR / "00-latest-schema.sql")
-    assert (fresh.from_version, fresh.to_version, fresh.compat, fresh.transaction) == (0, 16, 16, True)
-    assert (latest_version(load_steps()), latest_compat(load_steps())) == (16, 16)
+    assert (fresh.from_version, fresh.to_version, fresh.compat, fresh.transaction) == (0, 17, 16, True)
+    assert (latest_version(load_steps()), latest_compat(load_steps())) == (17, 16)
 
 
 def test_psql_entry_point_writes_the_latest_version_row():

@@ -1,4 +1,4 @@
--- v0 -> v16 (compatible with v16+): Latest multi-tenant schema
+-- v0 -> v17 (compatible with v16+): Latest multi-tenant schema
 -- Upstream whatsmeow v15 with every table keyed by business_id. Compat 16 makes
 -- unmodified upstream code, which knows 15 versions, refuse this database
 -- instead of writing rows without a tenant.
@@ -55,10 +55,14 @@ CREATE TABLE whatsmeow_device (
     PRIMARY KEY (business_id, jid)
 );
 
+-- their_id and sender_id sort by byte (COLLATE "C") so that upstream's
+-- `LIKE 'prefix%'` deletes and migrations read a key range instead of every row
+-- of the device: PostgreSQL turns a LIKE prefix into an index range only under
+-- the C collation. Equality, and so every other query, is unchanged.
 CREATE TABLE whatsmeow_identity_keys (
     business_id TEXT  NOT NULL CHECK (whatsmeow_business_id_is_valid(business_id)),
     our_jid     TEXT,
-    their_id    TEXT,
+    their_id    TEXT COLLATE "C",
     identity    BYTEA NOT NULL CHECK (length(identity) = 32),
 
     PRIMARY KEY (business_id, our_jid, their_id),
@@ -78,15 +82,15 @@ CREATE TABLE whatsmeow_pre_keys (
     ON DELETE CASCADE ON UPDATE CASCADE
 );
 
--- The keys not yet uploaded, in order, and the count of uploaded ones, without
--- walking every key the device has.
-CREATE INDEX whatsmeow_pre_keys_business_id_jid_uploaded_key_id_idx
-ON whatsmeow_pre_keys (business_id, jid, uploaded, key_id);
+-- The keys not yet uploaded, in order, without walking the uploaded ones first.
+-- Partial: a device keeps few keys waiting for upload, so the index stays small.
+CREATE INDEX whatsmeow_pre_keys_business_id_jid_key_id_not_uploaded_idx
+ON whatsmeow_pre_keys (business_id, jid, key_id) WHERE uploaded = FALSE;
 
 CREATE TABLE whatsmeow_sessions (
     business_id TEXT NOT NULL CHECK (whatsmeow_business_id_is_valid(business_id)),
     our_jid     TEXT,
-    their_id    TEXT,
+    their_id    TEXT COLLATE "C",
     session     BYTEA,
 
     PRIMARY KEY (business_id, our_jid, their_id),
@@ -98,10 +102,12 @@ CREATE TABLE whatsmeow_sender_keys (
     business_id TEXT  NOT NULL CHECK (whatsmeow_business_id_is_valid(business_id)),
     our_jid     TEXT,
     chat_id     TEXT,
-    sender_id   TEXT,
+    sender_id   TEXT COLLATE "C",
     sender_key  BYTEA NOT NULL,
 
-    PRIMARY KEY (business_id, our_jid, chat_id, sender_id),
+    -- sender_id before chat_id: the deletes and migrations by sender_id prefix
+    -- then read one key range; lookups give all four columns, so the order is free.
+    PRIMARY KEY (business_id, our_jid, sender_id, chat_id),
     FOREIGN KEY (business_id, our_jid) REFERENCES whatsmeow_device (business_id, jid)
     ON DELETE CASCADE ON UPDATE CASCADE
 );
