@@ -22,6 +22,7 @@ from store import Query, load_queries  # noqa: E402
 UPSTREAM_SPELLING = (
     (r"any\(array\(SELECT unnest\((\$\d+)::TEXT\[\]\)\)\)", r"any(\1)"),
     (r"\(SELECT (\$\d+)\) LIKE", r"\1 LIKE"),
+    (r"\s+AND starts_with\(\w+, substring\([^\n]*? FROM '\^\[\^%_\\\\\]\*'\)\)", ""),
 )
 
 

@@ -135,10 +135,18 @@ WHERE business_id = $1 AND pn = any($2);
 INSERT INTO whatsmeow_identity_keys (business_id, our_jid, their_id, identity) VALUES ($1, $2, $3, $4)
 ON CONFLICT (business_id, our_jid, their_id) DO UPDATE SET identity = excluded.identity;
 
+-- Prefix deletes and migrations: under the C collation of their_id and sender_id
+-- PostgreSQL reads a LIKE 'prefix%' as one index range. starts_with() repeats the
+-- pattern's fixed prefix, so it never changes the rows matched. It is there for
+-- row-level security: LIKE is not leakproof, so under a policy the planner may
+-- not use it for the index, while starts_with() is, and gives the same range
+-- (PostgreSQL 15 and later).
 -- name: deleteAllIdentitiesQuery
 -- params: business_id, our_jid, their_id_pattern
 DELETE FROM whatsmeow_identity_keys
-WHERE business_id = $1 AND our_jid = $2 AND their_id LIKE $3;
+WHERE
+    business_id = $1 AND our_jid = $2 AND their_id LIKE $3
+    AND starts_with(their_id, substring($3 FROM '^[^%_\\]*'));
 
 -- name: deleteIdentityQuery
 -- params: business_id, our_jid, their_id
@@ -179,7 +187,9 @@ ON CONFLICT (business_id, our_jid, their_id) DO UPDATE SET session = excluded.se
 -- name: deleteAllSessionsQuery
 -- params: business_id, our_jid, their_id_pattern
 DELETE FROM whatsmeow_sessions
-WHERE business_id = $1 AND our_jid = $2 AND their_id LIKE $3;
+WHERE
+    business_id = $1 AND our_jid = $2 AND their_id LIKE $3
+    AND starts_with(their_id, substring($3 FROM '^[^%_\\]*'));
 
 -- name: deleteSessionQuery
 -- params: business_id, our_jid, their_id
@@ -195,13 +205,17 @@ SELECT
     replace(their_id, $3, $4) AS their_id,
     session
 FROM whatsmeow_sessions
-WHERE business_id = $1 AND our_jid = $2 AND their_id LIKE $3 || ':%'
+WHERE
+    business_id = $1 AND our_jid = $2 AND their_id LIKE $3 || ':%'
+    AND starts_with(their_id, substring($3 || ':%' FROM '^[^%_\\]*'))
 ON CONFLICT (business_id, our_jid, their_id) DO UPDATE SET session = excluded.session;
 
 -- name: deleteAllIdentityKeysQuery
 -- params: business_id, our_jid, their_id_pattern
 DELETE FROM whatsmeow_identity_keys
-WHERE business_id = $1 AND our_jid = $2 AND their_id LIKE $3;
+WHERE
+    business_id = $1 AND our_jid = $2 AND their_id LIKE $3
+    AND starts_with(their_id, substring($3 FROM '^[^%_\\]*'));
 
 -- name: migratePNToLIDIdentityKeysQuery
 -- params: business_id, our_jid, pn_signal, lid_signal
@@ -212,13 +226,17 @@ SELECT
     replace(their_id, $3, $4) AS their_id,
     identity
 FROM whatsmeow_identity_keys
-WHERE business_id = $1 AND our_jid = $2 AND their_id LIKE $3 || ':%'
+WHERE
+    business_id = $1 AND our_jid = $2 AND their_id LIKE $3 || ':%'
+    AND starts_with(their_id, substring($3 || ':%' FROM '^[^%_\\]*'))
 ON CONFLICT (business_id, our_jid, their_id) DO UPDATE SET identity = excluded.identity;
 
 -- name: deleteAllSenderKeysQuery
 -- params: business_id, our_jid, their_id_pattern
 DELETE FROM whatsmeow_sender_keys
-WHERE business_id = $1 AND our_jid = $2 AND sender_id LIKE $3;
+WHERE
+    business_id = $1 AND our_jid = $2 AND sender_id LIKE $3
+    AND starts_with(sender_id, substring($3 FROM '^[^%_\\]*'));
 
 -- name: migratePNToLIDSenderKeysQuery
 -- params: business_id, our_jid, pn_signal, lid_signal
@@ -230,7 +248,9 @@ SELECT
     replace(sender_id, $3, $4) AS sender_id,
     sender_key
 FROM whatsmeow_sender_keys
-WHERE business_id = $1 AND our_jid = $2 AND sender_id LIKE $3 || ':%'
+WHERE
+    business_id = $1 AND our_jid = $2 AND sender_id LIKE $3 || ':%'
+    AND starts_with(sender_id, substring($3 || ':%' FROM '^[^%_\\]*'))
 ON CONFLICT (business_id, our_jid, chat_id, sender_id) DO UPDATE SET sender_key = excluded.sender_key;
 
 -- ==========================================================================
