@@ -14,6 +14,19 @@ Shapes, i.e. how the message's statements are grouped into transactions:
   batch-rls  the whole message in one transaction that sets the tenant once (context per checkout:
              the connection is taken from the pool for the message, the tenant set, all its
              statements run, the connection given back)
+
+The shapes above send every statement, BEGIN, COMMIT and tenant call included, as its own
+round trip. The pipelined shapes send the statements around the tenant call in the same
+round trip, as a Go client does with a pgx Batch or libpq pipeline mode (pgbench's
+\\startpipeline … \\endpipeline, pgbench 14+ with -M prepared; results read at the end):
+  op-tx-pipe      op-tx, each BEGIN; statement; COMMIT in one round trip (upstream's like-for-like
+                  for op-rls-pipe)
+  op-rls-pipe     op-rls, each BEGIN; set tenant; statement; COMMIT in one round trip,
+                  as many round trips as upstream's autocommitted op
+  batch-pipe      batch, BEGIN sent with the first statement (upstream's like-for-like for batch-rls-pipe)
+  batch-rls-pipe  batch-rls, BEGIN and the tenant call sent with the first statement: the same
+                  round trips as batch-pipe
+The key-drawing SELECT stays outside any pipeline: its \\gset needs its result at once.
 """
 
 from __future__ import annotations
@@ -135,6 +148,17 @@ def script(shape: Shape, clients: int, message: str, forms: dict[str, Form], kin
         lines += ["BEGIN;", *statements, "COMMIT;"]
     elif kind == "batch-rls":
         lines += ["BEGIN;", set_tenant, *statements, "COMMIT;"]
+    elif kind == "op-tx-pipe":
+        for s in statements:
+            lines += ["\\startpipeline", "BEGIN;", s, "COMMIT;", "\\endpipeline"]
+    elif kind == "op-rls-pipe":
+        for s in statements:
+            lines += ["\\startpipeline", "BEGIN;", set_tenant, s, "COMMIT;", "\\endpipeline"]
+    elif kind == "batch-pipe":
+        lines += ["\\startpipeline", "BEGIN;", statements[0], "\\endpipeline", *statements[1:], "COMMIT;"]
+    elif kind == "batch-rls-pipe":
+        lines += ["\\startpipeline", "BEGIN;", set_tenant, statements[0], "\\endpipeline", *statements[1:],
+                  "COMMIT;"]
     else:
         raise ValueError(kind)
     return "\n".join(lines) + "\n"
