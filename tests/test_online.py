@@ -178,3 +178,25 @@ def test_online_conversion_refuses_an_invalid_business_id_and_changes_nothing(em
     with psycopg.connect(empty_dsn) as conn:
         assert catalog.snapshot(conn) == snapshot
         assert digests(conn, columns) == before
+
+
+def test_the_swap_keeps_the_prebuilt_keys_of_the_columns_it_recollates(empty_dsn, fresh_catalog, monkeypatch):
+    """The peer ids change collation inside the swap; were their keys rebuilt there, writers would wait for it."""
+    from applier.online import Converter
+
+    store(empty_dsn)
+    tables = ("whatsmeow_identity_keys", "whatsmeow_sessions", "whatsmeow_sender_keys")
+    prebuilt = {}
+    swap = Converter.swap
+
+    def recording_swap(self):
+        for table in tables:
+            prebuilt[table] = self.one("SELECT pg_relation_filenode(%s)", (f"{table}_pkey_online",))
+        swap(self)
+
+    monkeypatch.setattr(Converter, "swap", recording_swap)
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        upgrade(conn, adopt_business_id="acme", online=True, quiet=True)
+        kept = {table: conn.execute("SELECT pg_relation_filenode(%s)", (f"{table}_pkey",)).fetchone()[0]
+                for table in tables}
+    assert all(prebuilt.values()) and kept == prebuilt
