@@ -1,6 +1,6 @@
 """The benchmark: multi-tenant store vs upstream whatsmeow, side by side on one server.
 
-    .venv/bin/python bench/run.py                     # default preset, about ten minutes on 2 cores
+    .venv/bin/python bench/run.py                     # default preset, about twelve minutes on 2 cores
     .venv/bin/python bench/run.py --preset large      # about 10M rows; a deliberate run
     # the hot path alone, its report written elsewhere than bench/results:
     .venv/bin/python bench/run.py --skip writecost --skip sweep --skip conversion --skip applier --output /tmp/hot
