@@ -182,7 +182,7 @@ def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int,
     converter = Converter(conn, business_id, lock_timeout_ms=500, retries=40, quiet=quiet)
     converter.run()
     # The converter builds the fresh install's schema, so the store is at its version.
-    final = load_steps()[0]
+    final = steps[0]
     with conn.transaction():
         for statement in [*version_table_statements(read_state(conn)), *step_statements(final)[1:]]:
             conn.execute(statement.sql, statement.params)

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from applier import catalog
 from applier.embedded import SUPERUSER, Cluster, find_bindir, server_user
 from applier.upgrade import upgrade
 
@@ -56,6 +57,13 @@ def template_db(pg_cluster):
     janitor.load(_install_latest)
     yield TEMPLATE
     janitor.drop()
+
+
+@pytest.fixture(scope="session")
+def fresh_catalog(template_db, pg_cluster):
+    """The catalog of a fresh install, which every upgrade and conversion must reach."""
+    with psycopg.connect(pg_cluster.dsn(template_db)) as conn:
+        return catalog.snapshot(conn)
 
 
 @pytest.fixture

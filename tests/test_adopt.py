@@ -17,12 +17,6 @@ from upstream import FIXTURES, digests, make_store, upstream_columns
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def fresh_catalog(template_db, pg_cluster):
-    with psycopg.connect(pg_cluster.dsn(template_db)) as conn:
-        return catalog.snapshot(conn)
-
-
 def snapshot_all(dsn):
     with psycopg.connect(dsn, autocommit=True) as conn:
         cols = upstream_columns(conn)

@@ -21,12 +21,6 @@ from upstream import DEVICES, PEERS, digests, make_store, upstream_columns
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def fresh_catalog(template_db, pg_cluster):
-    with psycopg.connect(pg_cluster.dsn(template_db)) as conn:
-        return catalog.snapshot(conn)
-
-
 def start(*args):
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
     return subprocess.Popen([sys.executable, "-m", "applier", *args], cwd=ROOT, env=env,

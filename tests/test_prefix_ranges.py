@@ -11,8 +11,8 @@ from psycopg import sql
 from applier import catalog, rls
 from applier.steps import load_steps
 from applier.upgrade import execute, read_state, transactions, upgrade
-from rls_helpers import APP, set_role, tenant
-from store import OUR_JID, load_queries, seed
+from rls_helpers import APP, plan_nodes, set_role, tenant
+from store import OUR_JID, insert_device, load_queries, seed
 from upstream import digests, make_store, upstream_columns
 
 # The catalogue queries that select by `LIKE 'prefix%'`, and the column they match.
@@ -27,13 +27,8 @@ PREFIX_QUERIES = {
 }
 PEERS = 2000  # per device, three devices of each peer: 6,000 rows per table and tenant
 
+# Peer rows of both tenants' device OUR_JID; the devices come from the catalogue's insert.
 _FILL = """
-INSERT INTO whatsmeow_device (business_id, jid, registration_id, noise_key, identity_key, signed_pre_key,
-                              signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig,
-                              adv_account_sig_key, adv_device_sig)
-SELECT b, %(jid)s, 1, k, k, k, 1, k || k, k, '\\x00', k || k, k, k || k
-FROM unnest(ARRAY['acme', 'globex']) AS b, (SELECT decode(repeat('ab', 32), 'hex') AS k) AS key;
-
 INSERT INTO whatsmeow_identity_keys (business_id, our_jid, their_id, identity)
 SELECT b, %(jid)s, (10000 + p) || ':' || d, decode(repeat('cd', 32), 'hex')
 FROM unnest(ARRAY['acme', 'globex']) AS b, generate_series(1, %(peers)s) AS p, generate_series(0, 2) AS d;
@@ -50,6 +45,8 @@ FROM unnest(ARRAY['acme', 'globex']) AS b, generate_series(1, %(peers)s) AS p, g
 
 @pytest.fixture
 def many_peers(db):
+    for business_id in ("acme", "globex"):
+        insert_device(db, business_id)
     for statement in _FILL.split(";\n\n"):
         db.execute(statement, {"jid": OUR_JID, "peers": PEERS})
     db.execute("ANALYZE")
@@ -59,12 +56,6 @@ def many_peers(db):
 def _values(peer: int) -> dict:
     return {"business_id": "acme", "our_jid": OUR_JID, "their_id_pattern": f"{peer}:%",
             "pn_signal": str(peer), "lid_signal": f"9{peer}"}
-
-
-def _nodes(node: dict):
-    yield node
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
 
 
 def _plan_kept_by_a_prepared_statement(conn: psycopg.Connection, name: str) -> dict:
@@ -82,7 +73,7 @@ def _plan_kept_by_a_prepared_statement(conn: psycopg.Connection, name: str) -> d
 
 
 def _assert_one_key_range(plan: dict, column: str) -> None:
-    conditions = [node.get("Index Cond", "") for node in _nodes(plan)]
+    conditions = [node.get("Index Cond", "") for node in plan_nodes(plan)]
     assert any(f"{column} >= '10500:'" in c and f"{column} < '10500;'" in c and "business_id" in c
                for c in conditions), json.dumps(plan, indent=1)
     # Three rows of 6,000 per tenant: a handful of pages, not the device's whole key range.
@@ -135,9 +126,7 @@ def test_only_the_peer_id_columns_change_collation(db):
                              ("whatsmeow_sender_keys", "sender_id", "C")}
 
 
-def test_a_v16_store_of_two_tenants_upgrades_to_v17_keeping_every_row(empty_dsn, template_db, pg_cluster):
-    with psycopg.connect(pg_cluster.dsn(template_db)) as conn:
-        fresh = catalog.snapshot(conn)
+def test_a_v16_store_of_two_tenants_upgrades_to_v17_keeping_every_row(empty_dsn, fresh_catalog):
     make_store(empty_dsn, 15)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         # v16 as it was released: the conversion step alone.
@@ -152,5 +141,5 @@ def test_a_v16_store_of_two_tenants_upgrades_to_v17_keeping_every_row(empty_dsn,
 
         assert [step.to_version for step in applied] == [17]
         assert digests(conn, columns) == before
-        assert catalog.differences(fresh, catalog.snapshot(conn)) == []
+        assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
         assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
