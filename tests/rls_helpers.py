@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -131,6 +132,63 @@ def plan_problems(plan: dict) -> tuple[list[str], int]:
     return problems, scans
 
 
+# A column compared for equality in a scan's condition or filter: `col = ...` or `col = ANY (...)`.
+_EQUALITY = re.compile(r"\(?\b([a-z_]+) = ")
+
+
+def index_keys(conn: psycopg.Connection) -> dict[str, dict[str, list[str]]]:
+    """Every whatsmeow table's indexes: {table: {index: [key columns in order]}}."""
+    found: dict[str, dict[str, list[str]]] = {}
+    rows = conn.execute(
+        """
+        SELECT t.relname, i.relname, array_agg(a.attname ORDER BY k.ord)
+        FROM pg_index AS x
+        JOIN pg_class AS t ON t.oid = x.indrelid
+        JOIN pg_class AS i ON i.oid = x.indexrelid
+        CROSS JOIN LATERAL unnest(x.indkey[:x.indnkeyatts - 1]) WITH ORDINALITY AS k (attnum, ord)
+        JOIN pg_attribute AS a ON a.attrelid = t.oid AND a.attnum = k.attnum
+        WHERE t.relname LIKE 'whatsmeow\\_%' AND t.relnamespace = quote_ident(current_schema())::regnamespace
+        GROUP BY t.relname, i.relname
+        """
+    )
+    for table, index, keys in rows:
+        found.setdefault(table, {})[index] = keys
+    return found
+
+
+def _covered_prefix(keys: list[str], columns: set[str]) -> int:
+    length = 0
+    while length < len(keys) and keys[length] in columns:
+        length += 1
+    return length
+
+
+def key_shortfalls(plan: dict, indexes: dict[str, dict[str, list[str]]]) -> list[str]:
+    """Index scans whose condition uses fewer key columns than the query names for that table.
+
+    The columns a scan compares for equality, in its index condition or its
+    filter, are the key the query names. If some index of the table has a longer
+    prefix of those columns than the scan's index condition covers, the scan reads
+    rows it then throws away: its work follows the table, not the answer.
+    """
+    problems = []
+    for node in plan_nodes(plan):
+        table = node.get("Relation Name", "")
+        if not table.startswith("whatsmeow_") or node["Node Type"] not in INDEX_SCANS | {"Bitmap Heap Scan"}:
+            continue
+        condition = node.get("Index Cond", "")
+        if node["Node Type"] == "Bitmap Heap Scan":
+            condition = node.get("Recheck Cond", "")
+        named = set(_EQUALITY.findall(condition)) | set(_EQUALITY.findall(node.get("Filter", "")))
+        used = set(_EQUALITY.findall(condition))
+        best = max((_covered_prefix(keys, named) for keys in indexes.get(table, {}).values()), default=0)
+        if len(used & named) < best:
+            problems.append(
+                f"{node['Node Type']} on {table} uses {sorted(used)} but an index covers {best} of {sorted(named)}"
+            )
+    return problems
+
+
 # ---------------------------------------------------------------------------
 # Bulk data: many tenants that share every natural key, for plans with realistic statistics
 # ---------------------------------------------------------------------------
@@ -154,10 +212,16 @@ _BULK = (
     "INSERT INTO whatsmeow_sessions SELECT b, %(jid)s, 'bulk' || r || ':1', %(k64)s {rows}",
     "INSERT INTO whatsmeow_sender_keys SELECT b, %(jid)s, 'bulk' || r || '@g.us', 'bulk' || r || ':1', %(k64)s {rows}",
     "INSERT INTO whatsmeow_app_state_sync_keys SELECT b, %(jid)s, int4send(r), %(k64)s, r, %(k32)s {rows}",
-    "INSERT INTO whatsmeow_app_state_version SELECT b, %(jid)s, 'bulk-' || r, r, %(k128)s {rows}",
+    # The seeded collection too, so that the MAC queries' own key holds many rows.
+    """
+    INSERT INTO whatsmeow_app_state_version
+    SELECT b, %(jid)s, CASE WHEN r = 1 THEN 'regular_high' ELSE 'bulk-' || r END, r, %(k128)s {rows}
+    ON CONFLICT DO NOTHING
+    """,
     """
     INSERT INTO whatsmeow_app_state_mutation_macs
-    SELECT b, %(jid)s, 'bulk-' || r, r, sha256(int4send(r)), %(k32)s {rows}
+    SELECT b, %(jid)s, CASE WHEN mod(r, 2) = 0 THEN 'regular_high' ELSE 'bulk-' || (2 + mod(r, 5)) END, r,
+        sha256(int4send(r)), %(k32)s {rows}
     """,
     "INSERT INTO whatsmeow_contacts SELECT b, %(jid)s, 'bulk' || r || '@s.whatsapp.net', 'First', 'Full' {rows}",
     "INSERT INTO whatsmeow_chat_settings SELECT b, %(jid)s, 'bulk' || r || '@g.us', r, mod(r, 3) = 0, FALSE {rows}",
