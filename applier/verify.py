@@ -68,12 +68,14 @@ def check_verifiable(state: StoreState) -> None:
 
 
 def normalize(snapshot: dict[str, set[tuple]], quoted_schema: str) -> dict[str, set[tuple]]:
-    """Take the schema's own name out of the texts that always qualify it (index and function definitions)."""
+    """Take the schema's own name out of the texts that always name it: index and function definitions,
+    and the search_path a function pins."""
     prefix = f"{quoted_schema}."
     out = dict(snapshot)
     out["indexes"] = {(t, name, d.replace(f" ON {prefix}", " ON ", 1)) for t, name, d in snapshot["indexes"]}
     out["functions"] = {
-        (name, args, d.replace(f"FUNCTION {prefix}", "FUNCTION ", 1).replace(f"PROCEDURE {prefix}", "PROCEDURE ", 1))
+        (name, args, d.replace(f"FUNCTION {prefix}", "FUNCTION ", 1).replace(f"PROCEDURE {prefix}", "PROCEDURE ", 1)
+         .replace(f"SET search_path TO 'pg_catalog', '{quoted_schema}', ", "SET search_path TO 'pg_catalog', <store>, "))
         for name, args, d in snapshot["functions"]
     }
     return out

@@ -6,20 +6,17 @@
 -- must be covered the same way.
 BEGIN;
 
--- A policy expression counts as keyed when it compares business_id with the
--- tenant setting and has no OR that could let other rows through.
+-- A policy expression counts as keyed when it is exactly a comparison of
+-- business_id with the tenant of the current transaction, as rls/enable.sql
+-- writes it. A policy that reads app.current_business_id itself also honours a
+-- value left on a pooled connection, so it no longer counts.
 CREATE OR REPLACE FUNCTION whatsmeow_audit.is_tenant_keyed(expression TEXT)
 RETURNS BOOLEAN
 LANGUAGE sql
 IMMUTABLE
 SET search_path = pg_catalog
 AS $$
-    SELECT coalesce(
-        expression ~ '\mbusiness_id = '
-        AND expression ~ 'current_setting\(''app\.current_business_id'''
-        AND expression !~ '\mOR\M',
-        FALSE
-    )
+    SELECT coalesce(expression ~ '^\(business_id = ([a-z_][a-z0-9_$]*\.|"[^"]+"\.)?whatsmeow_current_tenant\(\)\)$', FALSE)
 $$;
 
 -- Every policy on a tenant table, with whether each of its expressions is keyed.
@@ -96,7 +93,7 @@ UNION ALL
 
 SELECT
     t.table_name AS object,
-    'row-level security is on but no permissive policy keyed on app.current_business_id exists: '
+    'row-level security is on but no permissive policy keyed on whatsmeow_current_tenant() exists: '
     'the application sees no rows (run rls/enable.sql)' AS problem
 FROM whatsmeow_audit.whatsmeow_tables AS t
 WHERE
@@ -114,7 +111,7 @@ UNION ALL
 SELECT
     format('policy %I on %s', p.policy_name, p.table_name) AS object,
     format(
-        'permissive %s policy is not keyed on app.current_business_id: %s',
+        'permissive %s policy is not keyed on whatsmeow_current_tenant(): %s',
         p.command,
         CASE
             WHEN NOT p.using_keyed THEN format('USING %s', coalesce(p.using_expression, '(none)'))

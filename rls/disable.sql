@@ -10,13 +10,17 @@ SET LOCAL lock_timeout = '10s';
 
 DO $$
 DECLARE
+    store NAME := pg_catalog.current_schema();
+    caller_path TEXT := pg_catalog.current_setting('search_path');
     tenant_table REGCLASS;
 BEGIN
+    -- Built-ins from pg_catalog alone, as in enable.sql.
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', TRUE);
     FOR tenant_table IN
         SELECT c.oid::REGCLASS
         FROM pg_class AS c
         WHERE
-            c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
+            c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = store)
             AND c.relkind IN ('r', 'p')
             AND c.relname LIKE 'whatsmeow\_%'
             AND EXISTS (
@@ -32,6 +36,7 @@ BEGIN
         EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', tenant_table);
         EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', tenant_table);
     END LOOP;
+    PERFORM set_config('search_path', caller_path, TRUE);
 END
 $$;
 

@@ -3,9 +3,9 @@
 -- Re-runnable, and re-run after every upgrade (`python -m applier upgrade` does it):
 -- the tables are found in the catalog, so a table added by a later upgrade is
 -- covered too. Each table gets one policy, whatsmeow_tenant_isolation: a row is
--- visible and writable only while app.current_business_id (set by
--- whatsmeow_set_tenant in tenant-context.sql) equals its business_id. With no
--- tenant set, or '', every table reads as empty.
+-- visible and writable only while its business_id is the tenant that
+-- whatsmeow_set_tenant named in the current transaction (tenant-context.sql).
+-- With no tenant named, every table reads as empty.
 BEGIN;
 
 -- ALTER TABLE and CREATE POLICY wait for an exclusive lock; queueing behind a long
@@ -14,6 +14,8 @@ SET LOCAL lock_timeout = '10s';
 
 DO $$
 DECLARE
+    store NAME := pg_catalog.current_schema();
+    caller_path TEXT := pg_catalog.current_setting('search_path');
     tenant_tables REGCLASS[];
     tenant_table REGCLASS;
     -- If any table is forced, all are: a table added by an upgrade must not be the
@@ -21,13 +23,16 @@ DECLARE
     forced BOOLEAN;
     widening TEXT;
 BEGIN
+    -- Built-ins from pg_catalog alone from here on: nothing another role created
+    -- in the caller's schemas can stand in for them.
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', TRUE);
     SELECT
         array_agg(c.oid::REGCLASS ORDER BY c.relname),
         coalesce(bool_or(c.relforcerowsecurity), FALSE)
     INTO tenant_tables, forced
     FROM pg_class AS c
     WHERE
-        c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
+        c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = store)
         AND c.relkind IN ('r', 'p')
         AND c.relname LIKE 'whatsmeow\_%'
         AND EXISTS (
@@ -38,7 +43,7 @@ BEGIN
         RAISE EXCEPTION USING
             ERRCODE = 'undefined_table',
             MESSAGE = format('no whatsmeow table with a business_id column in schema %s',
-                             coalesce(quote_ident(current_schema()), '(none: search_path is empty)')),
+                             coalesce(quote_ident(store), '(none: search_path is empty)')),
             HINT = 'Install the schema first, or set search_path to the schema that holds it.';
     END IF;
 
@@ -65,16 +70,17 @@ BEGIN
                    AND p.polname = 'whatsmeow_tenant_isolation') THEN
             EXECUTE format('DROP POLICY whatsmeow_tenant_isolation ON %s', tenant_table);
         END IF;
-        -- A plain comparison with a STABLE expression, so the primary key (which
-        -- starts with business_id) serves it as an index condition. NULLIF because
-        -- after a transaction ends the setting reads as '', not NULL.
+        -- A plain comparison with a STABLE expression (the function is inlined), so
+        -- the primary key, which starts with business_id, serves it as an index
+        -- condition.
         EXECUTE format(
-            'CREATE POLICY whatsmeow_tenant_isolation ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
-            'USING (business_id = NULLIF(current_setting(''app.current_business_id'', TRUE), '''')) '
-            'WITH CHECK (business_id = NULLIF(current_setting(''app.current_business_id'', TRUE), ''''))',
-            tenant_table
+            'CREATE POLICY whatsmeow_tenant_isolation ON %1$s AS PERMISSIVE FOR ALL TO PUBLIC '
+            'USING (business_id = %2$I.whatsmeow_current_tenant()) '
+            'WITH CHECK (business_id = %2$I.whatsmeow_current_tenant())',
+            tenant_table, store
         );
     END LOOP;
+    PERFORM set_config('search_path', caller_path, TRUE);
 END
 $$;
 

@@ -11,10 +11,14 @@ SET LOCAL lock_timeout = '10s';
 
 DO $$
 DECLARE
+    store NAME := pg_catalog.current_schema();
+    caller_path TEXT := pg_catalog.current_setting('search_path');
     tenant_tables REGCLASS[];
     tenant_table REGCLASS;
     unprotected TEXT;
 BEGIN
+    -- Built-ins from pg_catalog alone, as in enable.sql.
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', TRUE);
     SELECT
         array_agg(c.oid::REGCLASS ORDER BY c.relname),
         -- FORCE without ENABLE and the policy changes nothing; refuse to look done.
@@ -27,7 +31,7 @@ BEGIN
     INTO tenant_tables, unprotected
     FROM pg_class AS c
     WHERE
-        c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
+        c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = store)
         AND c.relkind IN ('r', 'p')
         AND c.relname LIKE 'whatsmeow\_%'
         AND EXISTS (
@@ -45,6 +49,7 @@ BEGIN
     FOREACH tenant_table IN ARRAY tenant_tables LOOP
         EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tenant_table);
     END LOOP;
+    PERFORM set_config('search_path', caller_path, TRUE);
 END
 $$;
 

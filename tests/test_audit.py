@@ -103,7 +103,7 @@ def test_dropped_policy_leaves_a_table_with_rls_on_and_no_tenant_policy(db):
     rls.enable(db)
     db.execute("DROP POLICY whatsmeow_tenant_isolation ON whatsmeow_contacts")
     [(obj, problem)] = findings(db, "row_security")
-    assert obj == "whatsmeow_contacts" and "no permissive policy keyed on app.current_business_id" in problem
+    assert obj == "whatsmeow_contacts" and "no permissive policy keyed on whatsmeow_current_tenant()" in problem
 
 
 def test_permissive_policy_not_keyed_on_the_tenant_is_a_finding(db):
