@@ -20,7 +20,14 @@ from pathlib import Path
 
 import psycopg
 
-from applier.database import acquire_lock, open_database, read_state, release_lock
+from applier.database import (
+    BuiltinShadowsError,
+    acquire_lock,
+    open_database,
+    read_state,
+    refuse_builtin_shadows,
+    release_lock,
+)
 from applier.errors import EXIT_OK, EXIT_PENDING, ApplierError
 from applier.sqlfile import read_wrapped, sql_error
 from applier.steps import PACKAGE_ROOT
@@ -36,8 +43,10 @@ INFORMATION = {
     "tenants": "SELECT business_id, devices, total_rows, rows_per_table FROM whatsmeow_audit.tenants",
     "row_security": "SELECT table_name, enabled, forced, policies, tenant_policy "
     "FROM whatsmeow_audit.row_security_status",
-    "privileged_roles": "SELECT role_name, superuser, bypass_rls, owned_tenant_tables, reason "
+    "privileged_roles": "SELECT role_name, superuser, bypass_rls, owned_tenant_tables, reason, through_role "
     "FROM whatsmeow_audit.privileged_roles",
+    "connections": "SELECT role_name, application_name, connections, active, idle_in_transaction, connection_limit "
+    "FROM whatsmeow_audit.connections",
     "unused_indexes": "SELECT index_name, table_name, is_unique, size_bytes, counted_since "
     "FROM whatsmeow_audit.unused_indexes",
     "maintenance": "SELECT table_name, live_tuples, dead_tuples, dead_percent, last_vacuum, since_vacuum, "
@@ -114,8 +123,33 @@ def read_information(conn: psycopg.Connection) -> dict[str, dict]:
     return sections
 
 
+BUILTIN_SHADOWS = ("builtin_shadows", "no schema on search_path holds a look-alike of a built-in "
+                   "(checked first: the rest of the audit would call it)")
+
+
+def shadowed_document(conn: psycopg.Connection, objects: list[str]) -> dict:
+    """The audit of a database whose search_path holds look-alikes of built-ins: those, and nothing that
+    would call them."""
+    schema = conn.execute("SELECT pg_catalog.current_schema()").fetchone()[0]
+    name, description = BUILTIN_SHADOWS
+    problem = "is named like a built-in, and may run in its place with the rights of whoever calls it"
+    return {
+        "schema": schema,
+        "version": None,
+        "ok": False,
+        "findings": len(objects),
+        "checks": [{"check": name, "description": description,
+                    "findings": [{"object": obj, "problem": problem} for obj in objects]}],
+        "information": {},
+    }
+
+
 def collect(conn: psycopg.Connection, *, quiet: bool = True) -> dict:
     """Apply the audit views, then read them; the document `--json` prints."""
+    try:
+        refuse_builtin_shadows(conn)
+    except BuiltinShadowsError as exc:
+        return shadowed_document(conn, exc.objects)
     state = read_state(conn)
     if state.kind != "multi-tenant":
         raise ApplierError(f"the database holds no multi-tenant whatsmeow store ({state.kind}); "
@@ -135,12 +169,15 @@ def collect(conn: psycopg.Connection, *, quiet: bool = True) -> dict:
         "ok": not findings,
         "findings": len(findings),
         "checks": [
-            {
-                "check": name,
-                "description": description,
-                "findings": [{"object": f.object, "problem": f.problem} for f in findings if f.check == name],
-            }
-            for name, description in checks
+            {"check": BUILTIN_SHADOWS[0], "description": BUILTIN_SHADOWS[1], "findings": []},
+            *(
+                {
+                    "check": name,
+                    "description": description,
+                    "findings": [{"object": f.object, "problem": f.problem} for f in findings if f.check == name],
+                }
+                for name, description in checks
+            ),
         ],
         "information": read_information(conn),
     }
@@ -158,7 +195,8 @@ def _ago(seconds) -> str:
 
 
 def print_report(doc: dict, limit: int = 10) -> None:
-    print(f"audit of the whatsmeow store in schema {doc['schema']} (v{doc['version']})")
+    version = f"v{doc['version']}" if doc["version"] is not None else "version not read"
+    print(f"audit of the whatsmeow store in schema {doc['schema']} ({version})")
     print("")
     print("invariants")
     width = max(len(c["check"]) for c in doc["checks"])
@@ -168,6 +206,11 @@ def print_report(doc: dict, limit: int = 10) -> None:
         for finding in check["findings"]:
             print(f"      {finding['object']}: {finding['problem']}")
     info = doc["information"]
+    if not info:
+        print("")
+        print("the rest of the audit did not run: it would have called the objects above")
+        print(f"result: {_n(doc['findings'], 'finding')}")
+        return
     print("")
     print("information (never fails the audit)")
     for name, section in info.items():
@@ -191,6 +234,10 @@ def print_report(doc: dict, limit: int = 10) -> None:
     print(f"  row-level security: enabled on {enabled} of {len(rls)} tenant tables, forced on {forced}")
     for row in info["privileged_roles"]["rows"]:
         print(f"  login role {row['role_name']} reads every tenant's rows: {row['reason']}")
+    for row in info["connections"]["rows"][:limit]:
+        limit_text = "" if row["connection_limit"] < 0 else f" (limit {row['connection_limit']})"
+        print(f"  connections: {row['role_name']} / {row['application_name'] or '-'}: {row['connections']}"
+              f"{limit_text}, {row['active']} active, {row['idle_in_transaction']} idle in transaction")
     unused = info["unused_indexes"]["rows"]
     if unused:
         names = ", ".join(row["index_name"] for row in unused[:limit])
@@ -216,7 +263,7 @@ def print_report(doc: dict, limit: int = 10) -> None:
 
 def run(args) -> int:
     as_json = getattr(args, "json", False)
-    with open_database(args.dsn, quiet=args.quiet or as_json) as conn:
+    with open_database(args.dsn, quiet=args.quiet or as_json, check_shadows=False) as conn:
         doc = collect(conn, quiet=args.quiet or as_json)
     if as_json:
         print(json.dumps(doc, indent=2, default=str))

@@ -114,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rls_actions.choices["roles"].add_argument("--app-role", metavar="NAME", help="default whatsmeow_app")
     rls_actions.choices["roles"].add_argument("--owner-role", metavar="NAME", help="default whatsmeow_owner")
+    guardrails = rls_actions.choices["roles"].add_argument_group(
+        "guardrails for the application role and each login that is a member of it (unset unless given)"
+    )
+    guardrails.add_argument("--app-connection-limit", type=int, metavar="N",
+                            help="at most N connections per role (ALTER ROLE ... CONNECTION LIMIT)")
+    guardrails.add_argument("--app-idle-session-timeout", metavar="DURATION",
+                            help="close sessions idle this long, e.g. 10min (PostgreSQL 14+)")
+    guardrails.add_argument("--app-idle-in-transaction-timeout", metavar="DURATION",
+                            help="end transactions left idle this long, e.g. 30s")
     rls_actions.choices["status"].add_argument("--json", action="store_true", help="print the status as JSON")
     return parser
 

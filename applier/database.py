@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from applier.errors import ApplierError
-from applier.steps import MULTI_TENANT_SINCE
+from applier.steps import MULTI_TENANT_SINCE, PACKAGE_ROOT
 
 APPLICATION_NAME = "whatsmeow-tenancy"
 # Session-level advisory lock that serializes appliers: the bytes of "whatsmeo".
@@ -56,6 +57,12 @@ CONNECT_HINTS = (
 )
 
 
+def _without_quoted_text(message: str) -> str:
+    """libpq's complaint about a connection string quotes the string itself, password and all: keep only
+    one-character quotes such as "="."""
+    return re.sub(r'"[^"]*"', lambda quoted: quoted[0] if len(quoted[0]) <= 3 else '"…"', message)
+
+
 def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
     try:
         return psycopg.connect(
@@ -64,6 +71,12 @@ def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
             application_name=APPLICATION_NAME,
             connect_timeout=int(os.environ.get("PGCONNECT_TIMEOUT", "10")),
         )
+    except psycopg.ProgrammingError as exc:  # libpq could not parse the string
+        reason = " ".join(str(exc).split())
+        raise ApplierError(
+            f"invalid connection string: {_without_quoted_text(reason)}; write key=value pairs "
+            "(host=... dbname=...) or a postgresql://user@host/dbname URL"
+        ) from exc
     except psycopg.OperationalError as exc:
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
         detail = lines[-1].removeprefix("FATAL:").strip() if lines else type(exc).__name__
@@ -71,11 +84,45 @@ def connect(dsn: str, *, autocommit: bool = True) -> psycopg.Connection:
         raise ApplierError(f"cannot connect to {redact(dsn)}: {detail}" + (f"; {hint}" if hint else "")) from exc
 
 
-def open_database(dsn_arg: str | None, *, quiet: bool = False) -> psycopg.Connection:
+BUILTIN_SHADOWS_SQL = PACKAGE_ROOT / "schema" / "builtin-shadows.sql"
+
+
+class BuiltinShadowsError(ApplierError):
+    """Objects on the search_path would stand in for built-ins; `objects` names each one."""
+
+    def __init__(self, message: str, objects: list[str]):
+        super().__init__(message)
+        self.objects = objects
+
+
+def refuse_builtin_shadows(conn: psycopg.Connection) -> None:
+    """Run schema/builtin-shadows.sql: nothing the package runs may resolve a name to an object planted
+    on this session's search_path."""
+    try:
+        conn.execute(BUILTIN_SHADOWS_SQL.read_text(encoding="utf-8"))
+    except psycopg.Error as exc:
+        if exc.sqlstate != "55000" or not (exc.diag.message_primary or "").startswith("refusing to run"):
+            raise
+        objects = (exc.diag.message_detail or "").splitlines()
+        raise BuiltinShadowsError(
+            f"{exc.diag.message_primary}: {'; '.join(objects)}. {exc.diag.message_hint}", objects
+        ) from exc
+
+
+def open_database(dsn_arg: str | None, *, quiet: bool = False, check_shadows: bool = True) -> psycopg.Connection:
+    """Connect, then refuse a database whose search_path holds objects named like built-ins (unless the
+    caller reports them itself)."""
     dsn, source = resolve_dsn(dsn_arg)
     if not quiet:
         print(f"database: {redact(dsn)} ({source})", file=sys.stderr)
-    return connect(dsn)
+    conn = connect(dsn)
+    if check_shadows:
+        try:
+            refuse_builtin_shadows(conn)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 def acquire_lock(conn: psycopg.Connection, timeout: float) -> None:

@@ -25,8 +25,14 @@ ENABLE = "enable.sql"
 FORCE = "force.sql"
 DISABLE = "disable.sql"
 STATUS = "status.sql"
-# The settings roles.sql reads its role names from.
-ROLE_SETTINGS = {"app_role": "whatsmeow.app_role", "owner_role": "whatsmeow.owner_role"}
+# The settings roles.sql reads its role names and guardrails from.
+ROLE_SETTINGS = {
+    "app_role": "whatsmeow.app_role",
+    "owner_role": "whatsmeow.owner_role",
+    "connection_limit": "whatsmeow.app_connection_limit",
+    "idle_session_timeout": "whatsmeow.app_idle_session_timeout",
+    "idle_in_transaction_session_timeout": "whatsmeow.app_idle_in_transaction_session_timeout",
+}
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,9 @@ def disable(conn: psycopg.Connection) -> None:
     apply(conn, (DISABLE,))
 
 
-def create_roles(conn: psycopg.Connection, *, app_role: str | None = None, owner_role: str | None = None) -> None:
-    names = {"app_role": app_role, "owner_role": owner_role}
-    settings = {ROLE_SETTINGS[key]: value for key, value in names.items() if value}
+def create_roles(conn: psycopg.Connection, **options: str | int | None) -> None:
+    """roles.sql with the role names and guardrails of ROLE_SETTINGS; None leaves an option at its default."""
+    settings = {ROLE_SETTINGS[key]: str(value) for key, value in options.items() if value is not None}
     apply(conn, (CONTEXT, ROLES), settings)
 
 
@@ -135,9 +141,21 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def report_notices(conn: psycopg.Connection) -> None:
+    """Print what the rls/ files say they changed (NOTICE) or could not change (WARNING)."""
+    def show(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.severity_nonlocalized in ("NOTICE", "WARNING"):
+            label = "warning" if diag.severity_nonlocalized == "WARNING" else "changed"
+            print(f"{label}: {diag.message_primary}", file=sys.stderr)
+
+    conn.add_notice_handler(show)
+
+
 def run(args) -> int:
     quiet = args.quiet or getattr(args, "json", False)
     with open_database(args.dsn, quiet=quiet) as conn:
+        if not quiet:
+            report_notices(conn)
         if args.action == "status":
             show_status(conn, args.json)
             return 0
@@ -150,7 +168,14 @@ def run(args) -> int:
             elif args.action == "disable":
                 disable(conn)
             elif args.action == "roles":
-                create_roles(conn, app_role=args.app_role, owner_role=args.owner_role)
+                create_roles(
+                    conn,
+                    app_role=args.app_role,
+                    owner_role=args.owner_role,
+                    connection_limit=args.app_connection_limit,
+                    idle_session_timeout=args.app_idle_session_timeout,
+                    idle_in_transaction_session_timeout=args.app_idle_in_transaction_timeout,
+                )
             else:
                 raise ApplierError(f"unknown rls action {args.action!r}")
             tables = read_status(conn)

@@ -10,6 +10,11 @@
 -- application role would show every tenant to anyone.
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE SCHEMA IF NOT EXISTS whatsmeow_audit;
 
 -- Every whatsmeow table of the current schema, with what the checks ask of it.
@@ -51,7 +56,10 @@ $$;
 
 -- Resets the privileges of everything in whatsmeow_audit: no PUBLIC, no grant
 -- left over from an earlier hand-made GRANT or from ALTER DEFAULT PRIVILEGES,
--- SELECT and EXECUTE for the maintenance role. Every file calls it last.
+-- SELECT and EXECUTE for the maintenance role. Every file calls it last. It also
+-- hands every object to the maintenance role when the caller may, so that any
+-- login of that role, not only the one that ran the audit first, can replace
+-- them on the next run.
 CREATE OR REPLACE PROCEDURE whatsmeow_audit.restrict_access()
 LANGUAGE plpgsql
 SET search_path = pg_catalog
@@ -63,11 +71,21 @@ DECLARE
     grantee TEXT;
 BEGIN
     FOR item IN
-        SELECT 'SCHEMA' AS kind, quote_ident(n.nspname) AS name, 'USAGE' AS privilege, n.nspacl AS acl
+        SELECT
+            'SCHEMA' AS kind,
+            quote_ident(n.nspname) AS name,
+            'USAGE' AS privilege,
+            n.nspacl AS acl,
+            n.nspowner AS owner
         FROM pg_namespace AS n
         WHERE n.nspname = 'whatsmeow_audit'
         UNION ALL
-        SELECT 'TABLE', c.oid::REGCLASS::TEXT, 'SELECT', c.relacl
+        SELECT
+            'TABLE',
+            c.oid::REGCLASS::TEXT,
+            'SELECT',
+            c.relacl,
+            c.relowner
         FROM pg_class AS c
         WHERE c.relnamespace = 'whatsmeow_audit'::REGNAMESPACE AND c.relkind IN ('r', 'v', 'm')
         UNION ALL
@@ -75,10 +93,14 @@ BEGIN
             CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
             p.oid::REGPROCEDURE::TEXT,
             CASE p.prokind WHEN 'p' THEN NULL ELSE 'EXECUTE' END,
-            p.proacl
+            p.proacl,
+            p.proowner
         FROM pg_proc AS p
         WHERE p.pronamespace = 'whatsmeow_audit'::REGNAMESPACE
     LOOP
+        IF reader_exists AND item.owner <> reader::REGROLE AND pg_has_role(reader, 'MEMBER') THEN
+            EXECUTE format('ALTER %s %s OWNER TO %I', item.kind, item.name, reader);
+        END IF;
         EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', item.kind, item.name);
         FOR grantee IN
             SELECT DISTINCT pg_get_userbyid(g.grantee)

@@ -4,6 +4,11 @@
 -- One row per violation (object, problem); no rows means the invariant holds.
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE VIEW whatsmeow_audit.tenant_keys AS
 SELECT
     t.table_name AS object,

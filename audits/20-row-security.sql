@@ -6,6 +6,11 @@
 -- must be covered the same way.
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 -- A policy expression counts as keyed when it is exactly a comparison of
 -- business_id with the tenant of the current transaction, as rls/enable.sql
 -- writes it. A policy that reads app.current_business_id itself also honours a

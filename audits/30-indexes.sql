@@ -3,6 +3,11 @@
 --   psql -v ON_ERROR_STOP=1 -f audits/30-indexes.sql
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 -- Every index of a whatsmeow table, its vectors as 1-based arrays. indkey lists
 -- the key columns and then the INCLUDE columns; 0 stands for an expression.
 CREATE OR REPLACE VIEW whatsmeow_audit.index_columns AS

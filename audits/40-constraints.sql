@@ -6,6 +6,11 @@
 -- added were never checked.
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 CREATE OR REPLACE VIEW whatsmeow_audit.not_valid_constraints AS
 SELECT
     format('%I on %s', con.conname, t.table_name) AS object,

@@ -18,24 +18,38 @@
 --     is bound too, so both are only listed.
 BEGIN;
 
--- Informational: login roles that read every tenant's rows.
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
+-- Informational: login roles that read every tenant's rows, also through the
+-- membership of a role that owns tenant tables (its rights are inherited).
 CREATE OR REPLACE VIEW whatsmeow_audit.privileged_roles AS
 SELECT
     r.rolname AS role_name,
     r.rolsuper AS superuser,
     r.rolbypassrls AS bypass_rls,
     owned.tables AS owned_tenant_tables,
+    owned.through AS through_role,
     CASE
         WHEN r.rolsuper THEN 'superuser: bypasses row-level security and every privilege'
         WHEN r.rolbypassrls THEN 'BYPASSRLS: reads every tenant''s rows of any table it may read'
-        ELSE 'owns tenant tables: bypasses their row-level security unless it is forced'
+        WHEN owned.through IS NULL THEN 'owns tenant tables: bypasses their row-level security unless it is forced'
+        ELSE format(
+            'inherits role %s, which owns tenant tables: bypasses their row-level security unless it '
+            'is forced', owned.through
+        )
     END AS reason
 FROM pg_roles AS r
 CROSS JOIN
     LATERAL (
-        SELECT count(*) AS tables
+        SELECT
+            count(*) AS tables,
+            string_agg(DISTINCT quote_ident(pg_get_userbyid(t.relowner)), ', ')
+            FILTER (WHERE t.relowner <> r.oid) AS through
         FROM whatsmeow_audit.whatsmeow_tables AS t
-        WHERE t.relowner = r.oid AND t.business_id_attnum IS NOT NULL
+        WHERE t.business_id_attnum IS NOT NULL AND pg_has_role(r.oid, t.relowner, 'USAGE') AND NOT r.rolsuper
     ) AS owned
 WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls OR owned.tables > 0)
 ORDER BY r.rolname;
@@ -97,7 +111,164 @@ WHERE
     AND NOT t.relforcerowsecurity
     AND r.rolcanlogin
     AND NOT r.rolsuper
-GROUP BY r.rolname;
+GROUP BY r.rolname
+
+UNION ALL
+
+-- A login that acts as the application but can also read past its policies.
+SELECT
+    format('role %I', l.rolname) AS object,
+    format(
+        'logs in as the application (a member of %I) but reads every tenant''s rows: %s',
+        app.rolname,
+        CASE
+            WHEN l.rolbypassrls THEN 'it has BYPASSRLS'
+            ELSE 'it is a member of a role that owns tenant tables, and row-level security is not forced'
+        END
+    ) AS problem
+FROM pg_roles AS l
+INNER JOIN pg_roles AS app
+    ON app.rolname = coalesce(nullif(current_setting('whatsmeow.app_role', TRUE), ''), 'whatsmeow_app')
+WHERE
+    l.rolcanlogin
+    AND l.oid <> app.oid
+    -- Superusers are members of every role; they are listed, not flagged.
+    AND NOT l.rolsuper
+    AND pg_has_role(l.oid, app.oid, 'MEMBER')
+    AND (
+        l.rolbypassrls
+        OR EXISTS (
+            SELECT FROM whatsmeow_audit.whatsmeow_tables AS t
+            WHERE
+                t.business_id_attnum IS NOT NULL
+                AND t.relrowsecurity
+                AND NOT t.relforcerowsecurity
+                AND pg_has_role(l.oid, t.relowner, 'MEMBER')
+        )
+    );
+
+-- CREATE on the store's schema lets a role put objects there that could stand in
+-- for the package's functions or for built-ins; TEMPORARY on the database lets it
+-- shadow a store table for every later client of a pooled connection. Once the
+-- application relies on row-level security, only the store's owners may hold
+-- either (rls roles takes both away); superusers are not counted.
+CREATE OR REPLACE VIEW whatsmeow_audit.create_privileges AS
+WITH owners AS (
+    SELECT DISTINCT t.relowner
+    FROM whatsmeow_audit.whatsmeow_tables AS t
+    WHERE t.business_id_attnum IS NOT NULL
+),
+
+relied_on AS (
+    SELECT coalesce(bool_or(t.relrowsecurity), FALSE) AS rls_on
+    FROM whatsmeow_audit.whatsmeow_tables AS t
+    WHERE t.business_id_attnum IS NOT NULL
+),
+
+held AS (
+    SELECT
+        format('schema %I', n.nspname) AS object,
+        'CREATE on the store''s schema' AS what,
+        g.grantee,
+        n.nspowner AS object_owner
+    FROM pg_namespace AS n
+    CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) AS g
+    WHERE n.oid = quote_ident(current_schema())::REGNAMESPACE AND g.privilege_type = 'CREATE'
+    UNION ALL
+    SELECT
+        format('database %I', d.datname) AS object,
+        'TEMPORARY on the database' AS what,
+        g.grantee,
+        d.datdba AS object_owner
+    FROM pg_database AS d
+    CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) AS g
+    WHERE d.datname = current_database() AND g.privilege_type = 'TEMPORARY'
+)
+
+SELECT
+    held.object,
+    format(
+        '%s holds %s: %s',
+        CASE WHEN held.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(held.grantee)) END,
+        held.what,
+        'an object it creates there can stand in for one the package or the application uses '
+        '(rls roles takes it away)'
+    ) AS problem
+FROM held
+WHERE
+    (SELECT r.rls_on FROM relied_on AS r)
+    AND held.grantee <> held.object_owner
+    AND held.grantee NOT IN (SELECT o.relowner FROM owners AS o)
+    AND NOT EXISTS (
+        SELECT FROM pg_roles AS r
+        WHERE r.oid = held.grantee AND r.rolsuper
+    );
+
+-- Objects in the store's schema that the package did not create: a function under
+-- a whatsmeow_ name (rls roles re-owns only the package's own), or a function or
+-- operator named like a built-in, which PostgreSQL may pick in the built-in's
+-- place for anyone whose search_path holds the schema. Members of extensions
+-- are left out: whoever installed the extension chose them.
+CREATE OR REPLACE VIEW whatsmeow_audit.foreign_objects AS
+SELECT
+    p.oid::REGPROCEDURE::TEXT AS object,
+    format(
+        'is not one of the package''s functions (owned by %I%s): %s',
+        pg_get_userbyid(p.proowner),
+        CASE WHEN p.prosecdef THEN ', SECURITY DEFINER' ELSE '' END,
+        CASE
+            WHEN
+                EXISTS (
+                    SELECT FROM pg_proc AS b
+                    WHERE
+                        b.pronamespace = 'pg_catalog'::REGNAMESPACE
+                        AND b.proname = p.proname
+                )
+                THEN 'it is named like a built-in and may run in its place'
+            ELSE 'drop it, or move it out of the store''s schema'
+        END
+    ) AS problem
+FROM pg_proc AS p
+WHERE
+    p.pronamespace = quote_ident(current_schema())::REGNAMESPACE
+    AND (
+        (
+            starts_with(p.proname::TEXT, 'whatsmeow_')
+            AND (p.proname, pg_get_function_identity_arguments(p.oid)) NOT IN (
+                ('whatsmeow_business_id_is_valid', 'business_id text'),
+                ('whatsmeow_set_tenant', 'business_id text'),
+                ('whatsmeow_current_tenant', '')
+            )
+        )
+        OR EXISTS (
+            SELECT FROM pg_proc AS b
+            WHERE b.pronamespace = 'pg_catalog'::REGNAMESPACE AND b.proname = p.proname
+        )
+    )
+    AND NOT EXISTS (
+        SELECT FROM pg_depend AS d
+        WHERE d.classid = 'pg_proc'::REGCLASS AND d.objid = p.oid AND d.deptype = 'e'
+    )
+
+UNION ALL
+
+SELECT
+    format('operator %s', o.oid::REGOPERATOR) AS object,
+    format(
+        'is named like a built-in operator and may run in its place (owned by %I)',
+        pg_get_userbyid(o.oprowner)
+    ) AS problem
+FROM pg_operator AS o
+WHERE
+    o.oprnamespace = quote_ident(current_schema())::REGNAMESPACE
+    AND EXISTS (
+        SELECT FROM pg_operator AS b
+        WHERE b.oprnamespace = 'pg_catalog'::REGNAMESPACE AND b.oprname = o.oprname
+    )
+    AND NOT EXISTS (
+        SELECT FROM pg_depend AS d
+        WHERE d.classid = 'pg_operator'::REGCLASS AND d.objid = o.oid AND d.deptype = 'e'
+    );
 
 -- TRUNCATE ignores row-level security: only the owner may have it.
 CREATE OR REPLACE VIEW whatsmeow_audit.truncate_grants AS

@@ -6,6 +6,11 @@
 -- superuser or a BYPASSRLS role there.
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 -- Dynamic SQL needs a function: a view cannot name tables it finds at run time.
 -- Not SECURITY DEFINER: it counts with the reader's own rights.
 CREATE OR REPLACE FUNCTION whatsmeow_audit.count_tenant_rows()

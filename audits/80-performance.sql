@@ -9,6 +9,11 @@
 -- whatsmeow_audit.slow_statements` first; the next audit creates it again.
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 DO $$
 DECLARE
     extension_schema NAME;

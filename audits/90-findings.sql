@@ -5,6 +5,11 @@
 -- `python -m applier audit` reads these two views and exits 1 when findings has rows.
 BEGIN;
 
+-- Every name below resolves in pg_catalog or is qualified: nothing another role
+-- created in the caller's schemas can stand in for a built-in. The views read
+-- the caller's current_schema() when queried, not this setting.
+SET LOCAL search_path = pg_catalog, pg_temp;
+
 -- The invariants, in report order, with what each one promises.
 CREATE OR REPLACE VIEW whatsmeow_audit.checks AS
 SELECT
@@ -20,11 +25,13 @@ FROM (
     (5, 'invalid_indexes', 'no index is left invalid by a failed concurrent build'),
     (6, 'unindexed_foreign_keys', 'every foreign key has an index leading with its columns'),
     (7, 'not_valid_constraints', 'every constraint has been validated'),
-    (8, 'rls_bypass', 'the app role cannot bypass row-level security; no login role owns unforced RLS tables'),
+    (8, 'rls_bypass', 'neither the app role nor its logins bypass RLS; no login owns or inherits unforced tables'),
     (9, 'truncate_grants', 'only the owner may TRUNCATE a tenant table'),
     (10, 'definer_functions', 'every SECURITY DEFINER function pins its search_path'),
     (11, 'public_views', 'no view that PUBLIC may read reads a tenant table'),
-    (12, 'audit_access', 'neither PUBLIC nor the application role can read the audit views')
+    (12, 'audit_access', 'neither PUBLIC nor the application role can read the audit views'),
+    (13, 'create_privileges', 'with RLS on, only the owners may CREATE in the store''s schema or TEMPORARY'),
+    (14, 'foreign_objects', 'no foreign whatsmeow_ function or look-alike of a built-in in the store''s schema')
 ) AS c (position, name, description);
 
 CREATE OR REPLACE VIEW whatsmeow_audit.findings AS
@@ -98,7 +105,19 @@ SELECT
     'audit_access' AS "check",
     f.object,
     f.problem
-FROM whatsmeow_audit.audit_access AS f;
+FROM whatsmeow_audit.audit_access AS f
+UNION ALL
+SELECT
+    'create_privileges' AS "check",
+    f.object,
+    f.problem
+FROM whatsmeow_audit.create_privileges AS f
+UNION ALL
+SELECT
+    'foreign_objects' AS "check",
+    f.object,
+    f.problem
+FROM whatsmeow_audit.foreign_objects AS f;
 
 CALL whatsmeow_audit.restrict_access();
 

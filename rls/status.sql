@@ -1,21 +1,26 @@
 -- Row-level security of every whatsmeow table that has a business_id column:
 -- enabled, forced, and whether the tenant policy of enable.sql is in place.
 --   psql -f rls/status.sql
--- Read-only; `python -m applier rls status` runs the same query.
+-- Read-only; `whatsmeow-tenancy rls status` runs the same query. Catalogs and
+-- built-ins are qualified, so nothing another role created in the caller's
+-- schemas can stand in for them.
 SELECT
     c.oid::REGCLASS::TEXT AS table_name,
     c.relrowsecurity AS enabled,
     c.relforcerowsecurity AS forced,
     p.oid IS NOT NULL AS policy
-FROM pg_class AS c
+FROM pg_catalog.pg_class AS c
 -- Policy names are unique per table: at most one row joins.
-LEFT JOIN pg_policy AS p ON c.oid = p.polrelid AND p.polname = 'whatsmeow_tenant_isolation'
+LEFT JOIN pg_catalog.pg_policy AS p ON c.oid = p.polrelid AND p.polname = 'whatsmeow_tenant_isolation'
 WHERE
-    c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
+    c.relnamespace = (
+        SELECT n.oid FROM pg_catalog.pg_namespace AS n
+        WHERE n.nspname = pg_catalog.current_schema()
+    )
     AND c.relkind IN ('r', 'p')
-    AND c.relname LIKE 'whatsmeow\_%'
+    AND pg_catalog.starts_with(c.relname::TEXT, 'whatsmeow_')
     AND EXISTS (
-        SELECT FROM pg_attribute AS a
+        SELECT FROM pg_catalog.pg_attribute AS a
         WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped
     )
 ORDER BY c.relname;

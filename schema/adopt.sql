@@ -13,6 +13,8 @@
 
 BEGIN;
 
+\ir builtin-shadows.sql
+
 SELECT set_config('whatsmeow.adopt_business_id', :'business_id', TRUE);
 
 DO $$

@@ -4,6 +4,8 @@
 -- an error leaves the database untouched.
 BEGIN;
 
+\ir builtin-shadows.sql
+
 \ir version-table.sql
 
 DO $$
