@@ -12,8 +12,8 @@
 -- are reset to exactly these:
 --   owner role: NOLOGIN when created; owns every whatsmeow table and the
 --     package's functions, so upgrades run as it (SET ROLE, or a login role that
---     is a member of it); may CREATE in the database, for the audit's schema and
---     verify's scratch schema. A non-superuser running this file becomes a member
+--     is a member of it); may CREATE in the store's schema (for upgrades) and in
+--     the database (for the audit's schema and verify's scratch schema). A non-superuser running this file becomes a member
 --     of it, which handing over ownership needs.
 --   application role: NOLOGIN when created (grant it to a login role, or ALTER
 --     ROLE ... LOGIN); never the owner, a member of it, a superuser or BYPASSRLS.
@@ -101,6 +101,7 @@ BEGIN
     END IF;
 
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', store, app_role);
+    EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', store, owner_role);
     EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), owner_role);
 
     FOR relation IN
