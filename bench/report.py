@@ -45,6 +45,8 @@ def write(results: dict, md_path: Path, png_path: Path) -> None:
         lines += hot_path(results, summary)
     if "writecost" in results:
         lines += write_cost(results)
+    if "tenantcontext" in results:
+        lines += tenant_context(results)
     lines += storage(results, summary)
     if "sweep" in results:
         lines += sweep(results, summary)
@@ -173,6 +175,27 @@ def write_cost(results: dict) -> list[str]:
         out.append(f"| {row['index']} | {iw:,.0f} | {io:,.0f} | {1 - iw / io:+.1%} | {uw:,.0f} | {uo:,.0f} | "
                    f"{1 - uw / uo:+.1%} |")
     return out
+
+
+def tenant_context(results: dict) -> list[str]:
+    tc = results["tenantcontext"]
+    statement, call = tc["statement_us"], tc["call_us"]
+    return [
+        "",
+        "## The tenant context bound to its transaction",
+        "",
+        f"Inside the server, as the application login of (c), medians of {tc['rounds']} alternating rounds "
+        f"(PostgreSQL {results['machine']['postgres']}). A session lookup by primary key in a PL/pgSQL loop under "
+        "each policy, and `whatsmeow_set_tenant` as the only work of a transaction, net of an empty "
+        f"transaction ({tc['empty_transaction_us']:.1f} µs).",
+        "",
+        "| | earlier: `NULLIF(current_setting(...), '')` | current: `whatsmeow_current_tenant()` | difference |",
+        "|---|---:|---:|---:|",
+        f"| per statement under the policy | {statement['earlier']:.2f} µs | {statement['current']:.2f} µs | "
+        f"{tc['statement_extra_us']:+.2f} µs |",
+        f"| per tenant call | {call['earlier']:.2f} µs | {call['current']:.2f} µs | "
+        f"{call['current'] - call['earlier']:+.2f} µs |",
+    ]
 
 
 def storage(results: dict, summary: list) -> list[str]:

@@ -39,6 +39,7 @@ import conversion  # noqa: E402
 import hotpath  # noqa: E402
 import report  # noqa: E402
 import sweep  # noqa: E402
+import tenantcontext  # noqa: E402
 import writecost  # noqa: E402
 from applier import rls  # noqa: E402
 from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
@@ -87,6 +88,11 @@ def start_cluster(workdir: Path) -> Cluster:
 
 def admin(cluster: Cluster, dbname: str = "postgres") -> psycopg.Connection:
     return psycopg.connect(cluster.dsn(dbname), autocommit=True)
+
+
+def login(cluster: Cluster, dbname: str) -> psycopg.Connection:
+    """A connection as the application's login role."""
+    return psycopg.connect(f"{cluster.dsn(dbname)} user={APP_LOGIN}", autocommit=True)
 
 
 def build(cluster: Cluster, name: str, shape: Shape, tenant: bool) -> None:
@@ -338,7 +344,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, help="seconds per pgbench run (default 8, large 20)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of every configuration (default 5)")
     parser.add_argument("--skip", action="append", default=[], metavar="PART",
-                        choices=["hotpath", "writecost", "sweep", "conversion", "applier"],
+                        choices=["hotpath", "writecost", "tenantcontext", "sweep", "conversion", "applier"],
                         help="leave a part out (repeatable)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for latest.md and latest.png")
     args = parser.parse_args()
@@ -384,6 +390,12 @@ def main() -> int:
         if "writecost" not in args.skip:
             results["writecost"] = writecost.measure(cluster, "tenant", shape, args.clients, workdir, progress,
                                                      duration=max(2, duration // 3), rounds=args.rounds)
+        if "tenantcontext" not in args.skip:
+            with admin(cluster, "tenant_rls") as owner, login(cluster, "tenant_rls") as app:
+                results["tenantcontext"] = tenantcontext.measure(owner, app, rounds=args.rounds)
+            tc = results["tenantcontext"]
+            progress(f"tenant context: {tc['statement_extra_us']:+.2f} µs per statement, tenant call "
+                     f"{tc['call_us']['earlier']:.1f} -> {tc['call_us']['current']:.1f} µs")
         if "sweep" not in args.skip:
             shapes = {"1x": Shape(4, 2, SWEEP_PEERS), "4x": Shape(4, 2, 4 * SWEEP_PEERS)}
             for size, s in shapes.items():

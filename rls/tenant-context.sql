@@ -86,6 +86,28 @@ BEGIN
     EXECUTE pg_catalog.format(
         'ALTER FUNCTION %I.whatsmeow_set_tenant(TEXT) SET search_path = pg_catalog, %I, pg_temp', store, store
     );
+    -- On Citus the policies run on the workers, whose transactions start at other
+    -- times, so the stamp cannot match there. They need none: the coordinator
+    -- forwards only what SET LOCAL set in the transaction, never a session-level
+    -- value, so a worker's setting is always the current transaction's.
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension AS e WHERE e.extname OPERATOR(pg_catalog.=) 'citus') THEN
+        EXECUTE pg_catalog.format(
+            $citus$
+            CREATE OR REPLACE FUNCTION %I.whatsmeow_current_tenant()
+            RETURNS TEXT
+            LANGUAGE sql
+            STABLE
+            PARALLEL SAFE
+            AS $body$
+                SELECT CASE
+                    WHEN pg_catalog.current_setting('app.current_business_id', TRUE) OPERATOR(pg_catalog.<>) ''
+                        THEN pg_catalog.current_setting('app.current_business_id', TRUE)
+                END
+            $body$
+            $citus$,
+            store
+        );
+    END IF;
 END
 $$;
 
