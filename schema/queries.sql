@@ -463,16 +463,17 @@ INSERT INTO whatsmeow_message_secrets (business_id, our_jid, chat_jid, sender_ji
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (business_id, our_jid, chat_jid, sender_jid, message_id) DO NOTHING;
 
--- Upstream's `col = $n OR col = CASE WHEN $n LIKE ... END`, as one list of the
--- candidate JIDs: the JID itself and its LID/phone alternate from this tenant's
--- own map, each sub-select answering only for its form of JID (mutually
--- exclusive suffixes, so the same rows match). `= any()` of that list is an index
--- condition on the primary key under row-level security on every major; the
--- OR with a LIKE is not leakproof, and PostgreSQL 15.20 stopped pushing it below
--- the policy. `(SELECT $n)` keeps the planner from folding a sub-select for one
--- call's values: a custom plan would then always look cheaper than the generic
--- one, and the prepared statement would be planned again on every call (as
--- upstream's form is).
+-- Upstream's `col = $n OR col = CASE WHEN $n LIKE ... END`, written as an OR of
+-- three equalities: the JID itself, and its LID/phone alternate from this
+-- tenant's own map, each sub-select answering only for its form of JID (the
+-- suffixes exclude each other, so the same rows match). Every arm is a plain
+-- equality, which is leakproof, so under row-level security the OR is still
+-- turned into index conditions on the primary key; the LIKE lives inside the
+-- sub-selects, where no policy needs to see past it (PostgreSQL 15.20 stopped
+-- pushing upstream's OR with a LIKE below the policy). `(SELECT $n)` keeps the
+-- planner from folding a sub-select for one call's values: a custom plan would
+-- then always look cheaper than the generic one, and the prepared statement
+-- would be planned again on every call (as upstream's form is).
 -- name: getMsgSecret
 -- params: business_id, our_jid, chat_jid, sender_jid, message_id
 SELECT
@@ -482,41 +483,43 @@ FROM whatsmeow_message_secrets
 WHERE
     business_id = $1
     AND our_jid = $2
-    AND chat_jid = any(ARRAY[
-        $3,
-        (
-            SELECT lm.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map AS lm
-            WHERE
-                (SELECT $3) LIKE '%@lid'
-                AND lm.business_id = $1
-                AND lm.lid = replace($3, '@lid', '')
-        ),
-        (
-            SELECT lm.lid || '@lid' FROM whatsmeow_lid_map AS lm
-            WHERE
-                (SELECT $3) LIKE '%@s.whatsapp.net'
-                AND lm.business_id = $1
-                AND lm.pn = replace($3, '@s.whatsapp.net', '')
+    AND (
+        chat_jid = $3
+        OR chat_jid = (
+            SELECT
+                CASE
+                    WHEN (SELECT $3) LIKE '%@lid'
+                        THEN (
+                            SELECT lm.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map AS lm
+                            WHERE lm.business_id = $1 AND lm.lid = replace($3, '@lid', '')
+                        )
+                    WHEN (SELECT $3) LIKE '%@s.whatsapp.net'
+                        THEN (
+                            SELECT lm.lid || '@lid' FROM whatsmeow_lid_map AS lm
+                            WHERE lm.business_id = $1 AND lm.pn = replace($3, '@s.whatsapp.net', '')
+                        )
+                END
         )
-    ])
+    )
     AND message_id = $5
-    AND sender_jid = any(ARRAY[
-        $4,
-        (
-            SELECT lm.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map AS lm
-            WHERE
-                (SELECT $4) LIKE '%@lid'
-                AND lm.business_id = $1
-                AND lm.lid = replace($4, '@lid', '')
-        ),
-        (
-            SELECT lm.lid || '@lid' FROM whatsmeow_lid_map AS lm
-            WHERE
-                (SELECT $4) LIKE '%@s.whatsapp.net'
-                AND lm.business_id = $1
-                AND lm.pn = replace($4, '@s.whatsapp.net', '')
+    AND (
+        sender_jid = $4
+        OR sender_jid = (
+            SELECT
+                CASE
+                    WHEN (SELECT $4) LIKE '%@lid'
+                        THEN (
+                            SELECT lm.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map AS lm
+                            WHERE lm.business_id = $1 AND lm.lid = replace($4, '@lid', '')
+                        )
+                    WHEN (SELECT $4) LIKE '%@s.whatsapp.net'
+                        THEN (
+                            SELECT lm.lid || '@lid' FROM whatsmeow_lid_map AS lm
+                            WHERE lm.business_id = $1 AND lm.pn = replace($4, '@s.whatsapp.net', '')
+                        )
+                END
         )
-    ]);
+    );
 
 -- name: putPrivacyTokens
 -- params: business_id, our_jid, their_jid, token, timestamp, sender_timestamp
@@ -539,23 +542,24 @@ FROM whatsmeow_privacy_tokens
 WHERE
     business_id = $1
     AND our_jid = $2
-    AND their_jid = any(ARRAY[
-        $3,
-        (
-            SELECT lm.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map AS lm
-            WHERE
-                (SELECT $3) LIKE '%@lid'
-                AND lm.business_id = $1
-                AND lm.lid = replace($3, '@lid', '')
-        ),
-        (
-            SELECT lm.lid || '@lid' FROM whatsmeow_lid_map AS lm
-            WHERE
-                (SELECT $3) LIKE '%@s.whatsapp.net'
-                AND lm.business_id = $1
-                AND lm.pn = replace($3, '@s.whatsapp.net', '')
+    AND (
+        their_jid = $3
+        OR their_jid = (
+            SELECT
+                CASE
+                    WHEN (SELECT $3) LIKE '%@lid'
+                        THEN (
+                            SELECT lm.pn || '@s.whatsapp.net' FROM whatsmeow_lid_map AS lm
+                            WHERE lm.business_id = $1 AND lm.lid = replace($3, '@lid', '')
+                        )
+                    WHEN (SELECT $3) LIKE '%@s.whatsapp.net'
+                        THEN (
+                            SELECT lm.lid || '@lid' FROM whatsmeow_lid_map AS lm
+                            WHERE lm.business_id = $1 AND lm.pn = replace($3, '@s.whatsapp.net', '')
+                        )
+                END
         )
-    ])
+    )
 ORDER BY timestamp DESC LIMIT 1;
 
 -- name: deleteExpiredPrivacyTokens

@@ -132,8 +132,8 @@ def plan_problems(plan: dict) -> tuple[list[str], int]:
     return problems, scans
 
 
-# A column compared for equality in a scan's condition or filter: `col = ...` or `col = ANY (...)`.
-_EQUALITY = re.compile(r"\(?\b([a-z_]+) = ")
+# A column compared for equality in a scan's condition or filter, and what it is compared with.
+_EQUALITY = re.compile(r"\b([a-z_]+) = (ANY \(|[^()\s]+)")
 
 
 def index_keys(conn: psycopg.Connection) -> dict[str, dict[str, list[str]]]:
@@ -156,19 +156,25 @@ def index_keys(conn: psycopg.Connection) -> dict[str, dict[str, list[str]]]:
     return found
 
 
-def _covered_prefix(keys: list[str], columns: set[str]) -> int:
-    length = 0
+def _prefix(keys: list[str], columns: set[str], alternatives: set[str] = frozenset()) -> int:
+    """How many leading keys are among `columns`, with at most one of them among `alternatives`."""
+    length, ored = 0, 0
     while length < len(keys) and keys[length] in columns:
+        ored += keys[length] in alternatives
+        if ored > 1:
+            break
         length += 1
     return length
 
 
 def key_shortfalls(plan: dict, indexes: dict[str, dict[str, list[str]]]) -> list[str]:
-    """Index scans whose condition uses fewer key columns than the query names for that table.
+    """Index scans whose condition covers a shorter prefix of their index than the query's key allows.
 
-    The columns a scan compares for equality, in its index condition or its
-    filter, are the key the query names. If some index of the table has a longer
-    prefix of those columns than the scan's index condition covers, the scan reads
+    The key a query names for a table is every column a scan of it compares for
+    equality, in its index condition or its filter. A column compared with
+    several values joined by OR (the JID or its LID/phone alternate) counts too,
+    but a bitmap OR can spread only one such column over the index, so the prefix
+    the plan should reach holds at most one of them. A scan that covers less reads
     rows it then throws away: its work follows the table, not the answer.
     """
     problems = []
@@ -176,16 +182,23 @@ def key_shortfalls(plan: dict, indexes: dict[str, dict[str, list[str]]]) -> list
         table = node.get("Relation Name", "")
         if not table.startswith("whatsmeow_") or node["Node Type"] not in INDEX_SCANS | {"Bitmap Heap Scan"}:
             continue
-        condition = node.get("Index Cond", "")
         if node["Node Type"] == "Bitmap Heap Scan":
             condition = node.get("Recheck Cond", "")
-        named = set(_EQUALITY.findall(condition)) | set(_EQUALITY.findall(node.get("Filter", "")))
-        used = set(_EQUALITY.findall(condition))
-        best = max((_covered_prefix(keys, named) for keys in indexes.get(table, {}).values()), default=0)
-        if len(used & named) < best:
-            problems.append(
-                f"{node['Node Type']} on {table} uses {sorted(used)} but an index covers {best} of {sorted(named)}"
-            )
+            used_indexes = {child["Index Name"] for child in plan_nodes(node) if child.get("Index Name")}
+        else:
+            condition = node.get("Index Cond", "")
+            used_indexes = {node["Index Name"]}
+        compared: dict[str, set[str]] = {}
+        for column, value in _EQUALITY.findall(condition + " " + node.get("Filter", "")):
+            compared.setdefault(column, set()).add(value)
+        alternatives = {column for column, values in compared.items() if len(values) > 1}
+        used = {column for column, _ in _EQUALITY.findall(condition)}
+        table_indexes = indexes.get(table, {})
+        best = max((_prefix(keys, set(compared), alternatives) for keys in table_indexes.values()), default=0)
+        reached = max((_prefix(table_indexes[name], used) for name in used_indexes if name in table_indexes), default=0)
+        if reached < best:
+            problems.append(f"{node['Node Type']} on {table} reaches {reached} key columns of "
+                            f"{sorted(used_indexes)}, but an index serves {best} of {sorted(compared)}")
     return problems
 
 
@@ -227,7 +240,8 @@ _BULK = (
     "INSERT INTO whatsmeow_chat_settings SELECT b, %(jid)s, 'bulk' || r || '@g.us', r, mod(r, 3) = 0, FALSE {rows}",
     """
     INSERT INTO whatsmeow_message_secrets
-    SELECT b, %(jid)s, 'bulk' || r || '@g.us', 'bulk@s.whatsapp.net', 'MSG' || r, %(k32)s {rows}
+    SELECT b, %(jid)s, 'bulk' || mod(r, 10) || '@g.us', 'bulk' || mod(r, 7) || '@s.whatsapp.net', 'MSG' || r, %(k32)s
+    {rows}
     """,
     "INSERT INTO whatsmeow_privacy_tokens SELECT b, %(jid)s, 'bulk' || r || '@s.whatsapp.net', %(k32)s, r {rows}",
     "INSERT INTO whatsmeow_lid_map SELECT b, 'bulk-lid-' || r, 'bulk-pn-' || r {rows}",
