@@ -1,16 +1,18 @@
-"""Command line: `python -m applier <command>` or `whatsmeow-tenancy <command>`."""
+"""Command line: `whatsmeow-tenancy <command>` (or `python -m applier <command>` from a checkout)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 import sys
 import traceback
 
 import psycopg
 
 from applier import __version__
+from applier.commands import RUNNERS
 from applier.errors import EXIT_ERROR, ApplierError
+from applier.steps import latest_compat, latest_version, load_steps
 
 EPILOG = """\
 database: --dsn, else DATABASE_URL, else the libpq PG* variables, else the embedded
@@ -22,40 +24,54 @@ exit codes: 0 ok; 1 pending steps, drift or findings; 2 usage, configuration,
 COMMANDS = {
     "upgrade": (
         "apply every pending step, each in one transaction with its version row",
-        "example: python -m applier upgrade --dsn postgresql://owner@db/whatsmeow",
+        "example: whatsmeow-tenancy upgrade --dsn postgresql://owner@db/whatsmeow",
     ),
     "status": (
         "show the recorded version, the newest known one and the pending steps (exit 1 if any)",
-        "example: python -m applier status --json",
+        "example: whatsmeow-tenancy status --json",
     ),
     "demo": (
         "show that two tenants sharing a device JID stay apart (rolled back, changes nothing)",
-        "example: python -m applier demo",
+        "example: whatsmeow-tenancy demo",
     ),
     "audit": (
         "re-apply the audit views of audits/ and report every invariant violation (exit 1 if any)",
-        "example: python -m applier audit --json > audit.json",
+        "example: whatsmeow-tenancy audit --json > audit.json",
     ),
     "verify": (
         "compare the live schema with this package's definition of its version (exit 1 on any difference)",
-        "example: python -m applier verify --dsn postgresql://owner@db/whatsmeow",
+        "example: whatsmeow-tenancy verify --dsn postgresql://owner@db/whatsmeow",
     ),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dsn", help="libpq connection string or URL of the target database")
-    common.add_argument("--quiet", action="store_true", help="print only errors and requested output")
-    common.add_argument("--debug", action="store_true", help="print a traceback on errors")
+def program_name() -> str:
+    """How the user ran us, for usage lines: the console script, or `python -m applier`."""
+    invoked = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m applier" if invoked in ("__main__.py", "-m", "") else invoked
 
+
+def version_text() -> str:
+    steps = load_steps()
+    return (f"whatsmeow-tenancy {__version__} (schema v{latest_version(steps)}, "
+            f"compatible with v{latest_compat(steps)}+)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument("--quiet", action="store_true", help="print only errors and requested output")
+    base.add_argument("--debug", action="store_true", help="print a traceback on errors")
+    common = argparse.ArgumentParser(add_help=False, parents=[base])
+    common.add_argument("--dsn", help="libpq connection string or URL of the target database")
+
+    prog = program_name()
     parser = argparse.ArgumentParser(
-        prog="python -m applier",
+        prog=prog,
         description="Apply and inspect the multi-tenant whatsmeow PostgreSQL store.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = {}
     for name, (summary, example) in COMMANDS.items():
@@ -104,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", "show row-level security per tenant table (exit 0)", "rls status --json"),
     ):
         action = rls_actions.add_parser(name, parents=[common], help=summary, description=summary,
-                                        epilog=f"example: python -m applier {example}\n\n{EPILOG}",
+                                        epilog=f"example: {prog} {example}\n\n{EPILOG}",
                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         if name != "status":
             action.add_argument("--lock-timeout", type=float, default=60.0, metavar="SECONDS",
@@ -124,6 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     guardrails.add_argument("--app-idle-in-transaction-timeout", metavar="DURATION",
                             help="end transactions left idle this long, e.g. 30s")
     rls_actions.choices["status"].add_argument("--json", action="store_true", help="print the status as JSON")
+
+    embedded_summary = "the local PostgreSQL used when no database is given: status, start, stop"
+    embedded = sub.add_parser("embedded", help=embedded_summary, description=embedded_summary,
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="It lives in $WHATSMEOW_TENANCY_HOME (default ~/.local/share/whatsmeow-tenancy, "
+                              "or /var/lib/whatsmeow-tenancy for root), listens only on a socket there, and keeps "
+                              "running after a command until `embedded stop`.")
+    embedded_actions = embedded.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, summary in (("status", "whether it exists and runs, and how to connect (exit 0)"),
+                          ("start", "create it if needed and start it"),
+                          ("stop", "stop it; the data stays")):
+        action = embedded_actions.add_parser(name, parents=[base], help=summary, description=summary)
+        action.add_argument("--json", action="store_true", help="print the state as JSON")
     return parser
 
 
@@ -131,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return importlib.import_module(f"applier.{args.command}").run(args)
+        return RUNNERS[args.command](args)
     except ApplierError as exc:
         if args.debug:
             traceback.print_exc()
@@ -143,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.diag.message_primary or exc} (SQLSTATE {exc.sqlstate})", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted; every step is one transaction, so the database is at its last recorded version",
-              file=sys.stderr)
+        print("error: interrupted; the statement under way was rolled back (an interrupted online conversion "
+              "is finished by running the same command again)", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # a bug or an unexpected database error: one line unless --debug
         if args.debug:

@@ -9,11 +9,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from applier.errors import ApplierError, DatabaseNewerError
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _sql_root() -> Path:
+    """The folder holding schema/, upgrades/, rls/ and audits/: inside an installed wheel, applier/sql;
+    in a checkout (or an editable install), the repository itself, where psql and Go forks find them too."""
+    packaged = resources.files("applier") / "sql"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent
+
+
+PACKAGE_ROOT = _sql_root()
 UPGRADES_DIR = PACKAGE_ROOT / "upgrades"
 VERSION_TABLE_SQL = PACKAGE_ROOT / "schema" / "version-table.sql"
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from applier.database import StoreState, acquire_lock, open_database, read_state, release_lock
+from applier.database import StoreState, acquire_lock, read_state, release_lock
 from applier.errors import ApplierError
 from applier.rls import reapply_if_enabled
 from applier.sqlfile import sql_error
@@ -190,16 +190,3 @@ def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int,
         print(f"converted online to v{final.to_version} in {time.monotonic() - started:.2f}s; longest exclusive "
               f"lock held or awaited: {converter.longest_lock_wait:.3f}s", file=sys.stderr)
     return path
-
-
-def run(args) -> int:
-    with open_database(args.dsn, quiet=args.quiet) as conn:
-        upgrade(
-            conn,
-            adopt_business_id=args.adopt_business_id,
-            lock_timeout=args.lock_timeout,
-            quiet=args.quiet,
-            dry_run=args.dry_run,
-            online=args.online,
-        )
-    return 0

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import sys
 
 import psycopg
 from psycopg import sql
 
 from applier import catalog, rls
-from applier.database import StoreState, open_database, read_state
-from applier.errors import EXIT_OK, EXIT_PENDING, ApplierError, DatabaseNewerError
+from applier.database import StoreState, read_state
+from applier.errors import ApplierError, DatabaseNewerError
 from applier.steps import MULTI_TENANT_SINCE, VERSION_TABLE_SQL, latest_version, load_steps, plan
 
 # The fields of each kind of catalog row (catalog.QUERIES), and how many of them
@@ -177,20 +176,3 @@ def differences(conn: psycopg.Connection) -> list[str]:
     check_verifiable(read_state(conn))
     live = normalize(catalog.snapshot(conn), current_schema(conn)[1])
     return compare(expected_snapshot(conn, live), live)
-
-
-def run(args) -> int:
-    with open_database(args.dsn, quiet=args.quiet) as conn:
-        state = read_state(conn)
-        lines = differences(conn)
-        schema = current_schema(conn)[0]
-    for line in lines:
-        print(line)
-    if not lines:
-        if not args.quiet:
-            print(f"schema {schema} matches the package's v{state.version} definition", file=sys.stderr)
-        return EXIT_OK
-    if not args.quiet:
-        print(f"{len(lines)} differences from the package's v{state.version} definition in schema {schema}",
-              file=sys.stderr)
-    return EXIT_PENDING

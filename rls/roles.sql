@@ -13,8 +13,9 @@
 --   owner role: NOLOGIN when created; owns every whatsmeow table and the
 --     package's functions, so upgrades run as it (SET ROLE, or a login role that
 --     is a member of it); may CREATE in the store's schema (for upgrades) and in
---     the database (for the audit's schema and verify's scratch schema). A non-superuser running this file becomes a member
---     of it, which handing over ownership needs.
+--     the database (for the audit's schema and verify's scratch schema). A
+--     non-superuser running this file becomes a member of it, which handing over
+--     ownership needs.
 --   application role: NOLOGIN when created (grant it to a login role, or ALTER
 --     ROLE ... LOGIN); never the owner, a member of it, a superuser or BYPASSRLS.
 --     SELECT, INSERT, UPDATE and DELETE on the tenant tables; no TRUNCATE, which
@@ -27,8 +28,9 @@
 --     every later client of a pooled connection). Each change is reported as a
 --     NOTICE; what this role may not change (a schema it does not own) is
 --     reported as a WARNING and stays a finding of the audit.
--- Guardrails for the application role and each login that is a member of it
--- (a role's settings are not inherited by its members), only when asked:
+-- On Citus, the application role and each login that is a member of it get
+-- citus.propagate_set_commands = 'local' (a role's settings are not inherited by
+-- its members). Guardrails for the same roles, only when asked:
 --   whatsmeow.app_connection_limit, whatsmeow.app_idle_session_timeout and
 --   whatsmeow.app_idle_in_transaction_session_timeout.
 BEGIN;
@@ -209,6 +211,11 @@ BEGIN
         IF connection_limit IS NOT NULL THEN
             EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', login_name, connection_limit::INTEGER);
             RAISE NOTICE 'role % may open at most % connections', quote_ident(login_name), connection_limit::INTEGER;
+        END IF;
+        -- On Citus only a SET LOCAL propagated this way carries the tenant to the
+        -- workers, and a login does not inherit the setting from the role.
+        IF EXISTS (SELECT FROM pg_extension AS e WHERE e.extname = 'citus') THEN
+            EXECUTE format('ALTER ROLE %I SET citus.propagate_set_commands = %L', login_name, 'local');
         END IF;
         FOREACH role_setting SLICE 1 IN ARRAY role_settings LOOP
             IF role_setting[2] IS NOT NULL THEN

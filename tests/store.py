@@ -32,7 +32,7 @@ TENANT_TABLES = (
 )
 DEVICE_CHILDREN = tuple(t for t in TENANT_TABLES if t not in ("whatsmeow_device", "whatsmeow_lid_map"))
 
-OUR_JID = "15550001111.0:7@s.whatsapp.net"
+OUR_JID = "15550001111:7@s.whatsapp.net"
 PEER_PN = "15550002222"
 PEER_LID = "98765432100"
 

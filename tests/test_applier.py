@@ -16,7 +16,8 @@ import pytest
 from applier import catalog
 from applier.database import redact, resolve_dsn
 from applier.embedded import Cluster, find_bindir, server_user
-from applier.steps import UPGRADES_DIR, Step
+from applier import __version__
+from applier.steps import UPGRADES_DIR, Step, latest_compat, latest_version, load_steps
 from applier.sqlfile import sql_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,12 +133,35 @@ def test_without_any_dsn_the_embedded_default_is_started_reused_and_upgraded():
         assert json.loads(second.stdout)["version"] == 17
         demo = applier("demo", env=env)
         assert demo.returncode == 0
-        assert "acme sees sessions: ['alice.0:0']" in demo.stdout
-        assert "[('globex', 'bob.0:0')]" in demo.stdout
+        assert "acme sees sessions: ['15550002222:0']" in demo.stdout
+        assert "[('globex', '15550003333:0')]" in demo.stdout
         assert json.loads(applier("status", "--json", env=env).stdout)["tenants"] == 0, "the demo rolls back"
+        # It stays up after each command; `embedded` shows and stops it, as whatever user runs us.
+        state = json.loads(applier("embedded", "status", "--json", env=env).stdout)
+        assert (state["home"], state["initialised"], state["running"]) == (str(home), True, True)
+        stop = applier("embedded", "stop", env=env)
+        assert stop.returncode == 0 and "is stopped" in stop.stderr
+        assert json.loads(applier("embedded", "status", "--json", env=env).stdout)["running"] is False
+        assert applier("embedded", "start", "--quiet", env=env).returncode == 0
+        assert json.loads(applier("embedded", "status", "--json", env=env).stdout)["running"] is True
     finally:
         Cluster(home, find_bindir(), server_user()).stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_version_names_the_package_and_the_schema_it_installs():
+    result = applier("--version")
+    steps = load_steps()
+    assert result.stdout.strip() == (
+        f"whatsmeow-tenancy {__version__} (schema v{latest_version(steps)}, compatible with v{latest_compat(steps)}+)"
+    )
+
+
+def test_usage_errors_name_the_program_as_it_was_run():
+    script = Path(sys.executable).parent / "whatsmeow-tenancy"
+    result = subprocess.run([str(script), "no-such-command"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and result.stderr.startswith("usage: whatsmeow-tenancy ")
+    assert applier("no-such-command").stderr.startswith("usage: python -m applier ")
 
 
 def test_help_lists_exit_codes_and_an_example_for_every_command():

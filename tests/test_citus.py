@@ -4,8 +4,7 @@ Citus cannot be installed here, so the script runs through psql against stand-in
 for create_reference_table and create_distributed_table that record their calls
 and refuse what Citus refuses (ON UPDATE CASCADE on a foreign key, a foreign key
 to a table not distributed yet). The invariants are checked on the normally
-installed schema. What Citus itself does with the calls is in
-/work/shared/reference/citus.md and the README.
+installed schema. What Citus itself does with the calls is in docs/citus.md.
 """
 
 from __future__ import annotations

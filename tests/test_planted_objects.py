@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from applier import rls
-from commands import ROOT, applier, psql as run_psql
+from runners import ROOT, applier, psql as run_psql
 from rls_helpers import APP, OWNER, scratch_database
 from store import load_queries, params, seed
 from upstream import make_store

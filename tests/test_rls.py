@@ -196,11 +196,11 @@ def test_a_second_tenant_in_the_same_transaction_is_refused_and_the_first_stays(
         assert {row[0] for row in conn.execute("SELECT business_id FROM whatsmeow_sessions")} == {A}
 
 
-def test_the_application_role_may_create_no_objects(conn):
+def test_the_application_role_may_create_no_objects(app_conn):
     for statement in ("CREATE TEMP TABLE whatsmeow_sessions (LIKE public.whatsmeow_sessions)",
                       "CREATE FUNCTION public.format(TEXT, TEXT) RETURNS TEXT LANGUAGE sql AS 'SELECT $2'",
                       "CREATE TABLE public.planted (x INT)"):
-        assert sqlstate_of(conn, statement) == INSUFFICIENT_PRIVILEGE, statement
+        assert sqlstate_of(app_conn, statement) == INSUFFICIENT_PRIVILEGE, statement
 
 
 # ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from commands import applier
+from runners import applier
 from rls_helpers import counts
 from store import TENANT_TABLES, seed
 

@@ -7,7 +7,8 @@ import psycopg
 from applier.database import open_database, read_state
 from applier.errors import ApplierError
 
-JID = "15550001111.0:1@s.whatsapp.net"
+# A companion device's JID as whatsmeow writes it (user:device@server), and peers' Signal addresses.
+JID = "15550001111:1@s.whatsapp.net"
 DEVICE = """
 INSERT INTO whatsmeow_device (business_id, jid, registration_id, noise_key, identity_key, signed_pre_key,
     signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig, adv_account_sig_key, adv_device_sig)
@@ -35,9 +36,9 @@ def run(args) -> int:
 
 def show(conn: psycopg.Connection) -> None:
     keys = {"jid": JID, "k32": b"\x01" * 32, "k64": b"\x02" * 64}
-    for tenant, peer in (("acme", "alice"), ("globex", "bob")):
+    for tenant, peer in (("acme", "15550002222"), ("globex", "15550003333")):
         conn.execute(DEVICE, {**keys, "b": tenant})
-        conn.execute(SESSION, (tenant, JID, f"{peer}.0:0", peer.encode()))
+        conn.execute(SESSION, (tenant, JID, f"{peer}:0", peer.encode()))
     print(f"two tenants, acme and globex, each own a device with JID {JID}")
     for tenant in ("acme", "globex"):
         rows = conn.execute(
@@ -46,7 +47,7 @@ def show(conn: psycopg.Connection) -> None:
         print(f"  {tenant} sees sessions: {[row[0] for row in rows]}")
     try:
         with conn.transaction():
-            conn.execute(SESSION, ("initech", JID, "mallory.0:0", b"x"))
+            conn.execute(SESSION, ("initech", JID, "15550004444:0", b"x"))
     except psycopg.errors.ForeignKeyViolation:
         print("  a session for tenant initech on that JID is refused: initech has no such device")
     conn.execute("DELETE FROM whatsmeow_device WHERE business_id = 'acme' AND jid = %s", (JID,))

@@ -1,0 +1,16 @@
+"""The command layer: one module per command, each with `run(args) -> exit code`, over the core modules
+of applier/ (which never import from here)."""
+
+from __future__ import annotations
+
+from applier.commands import audit, demo, embedded, rls, status, upgrade, verify
+
+RUNNERS = {
+    "upgrade": upgrade.run,
+    "status": status.run,
+    "demo": demo.run,
+    "audit": audit.run,
+    "verify": verify.run,
+    "rls": rls.run,
+    "embedded": embedded.run,
+}

@@ -1,0 +1,26 @@
+"""`verify`: compare the live schema with the package's definition of its version."""
+
+from __future__ import annotations
+
+import sys
+
+from applier.database import open_database, read_state
+from applier.errors import EXIT_OK, EXIT_PENDING
+from applier.verify import current_schema, differences
+
+
+def run(args) -> int:
+    with open_database(args.dsn, quiet=args.quiet) as conn:
+        state = read_state(conn)
+        lines = differences(conn)
+        schema = current_schema(conn)[0]
+    for line in lines:
+        print(line)
+    if not lines:
+        if not args.quiet:
+            print(f"schema {schema} matches the package's v{state.version} definition", file=sys.stderr)
+        return EXIT_OK
+    if not args.quiet:
+        print(f"{len(lines)} differences from the package's v{state.version} definition in schema {schema}",
+              file=sys.stderr)
+    return EXIT_PENDING
