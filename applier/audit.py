@@ -24,6 +24,7 @@ from applier.database import (
     acquire_lock,
     read_state,
     refuse_builtin_shadows,
+    refuse_newer,
     release_lock,
 )
 from applier.errors import ApplierError
@@ -149,11 +150,12 @@ def collect(conn: psycopg.Connection, *, quiet: bool = True) -> dict:
     except BuiltinShadowsError as exc:
         return shadowed_document(conn, exc.objects)
     state = read_state(conn)
+    refuse_newer(state)
     if state.kind != "multi-tenant":
         raise ApplierError(f"the database holds no multi-tenant whatsmeow store ({state.kind}); "
                            "run `upgrade` first, then audit it")
     started = time.monotonic()
-    acquire_lock(conn, LOCK_TIMEOUT)
+    acquire_lock(conn, LOCK_TIMEOUT, quiet=quiet)
     try:
         applied = apply_audits(conn)
     finally:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from applier.errors import ApplierError
+from applier.errors import ApplierError, DatabaseNewerError
 from applier.steps import MULTI_TENANT_SINCE, PACKAGE_ROOT
 
 APPLICATION_NAME = "whatsmeow-tenancy"
@@ -125,7 +125,7 @@ def open_database(dsn_arg: str | None, *, quiet: bool = False, check_shadows: bo
     return conn
 
 
-def acquire_lock(conn: psycopg.Connection, timeout: float) -> None:
+def acquire_lock(conn: psycopg.Connection, timeout: float, *, quiet: bool = False) -> None:
     """Take the appliers' advisory lock, waiting at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
     announced = False
@@ -135,7 +135,7 @@ def acquire_lock(conn: psycopg.Connection, timeout: float) -> None:
                 f"another applier has held the lock (advisory lock {ADVISORY_LOCK_KEY}) for over {timeout:g}s; "
                 "wait for it to finish or raise --lock-timeout"
             )
-        if not announced:
+        if not announced and not quiet:
             print("waiting for another applier to finish ...", file=sys.stderr)
             announced = True
         time.sleep(0.2)
@@ -210,3 +210,15 @@ def read_state(conn: psycopg.Connection) -> StoreState:
     }
     tenant_keyed = "whatsmeow_device" in keyed
     return StoreState(version, compat, has_version_table, has_compat, data_tables, tenant_keyed, len(keyed))
+
+
+def refuse_newer(state: StoreState) -> None:
+    """Exit 3, before any change, for a database whose compat is newer than every version this package knows."""
+    from applier.steps import latest_version, load_steps
+
+    latest = latest_version(load_steps())
+    if state.compat > latest:
+        raise DatabaseNewerError(
+            f"the database is at v{state.version} (compatible down to v{state.compat}), newer than this package, "
+            f"which knows up to v{latest}; refusing to change it: upgrade the package instead"
+        )

@@ -138,10 +138,14 @@ def upgrade(
 ) -> list[Step]:
     """Apply every pending step (or, with dry_run, print the SQL); returns the steps planned."""
     steps = load_steps()
-    acquire_lock(conn, lock_timeout)
+    acquire_lock(conn, lock_timeout, quiet=quiet)
     try:
         state = read_state(conn)
         check_convertible(state, adopt_business_id)
+        if adopt_business_id is not None and state.kind == "upstream-single-tenant" and not online:
+            from applier.online import check_business_id, read_target
+
+            check_business_id(conn, read_target(conn), adopt_business_id)
         if state.kind == "conversion-in-progress" and not online:
             raise ApplierError("an online conversion of this store was interrupted; finish it with --online")
         if online and state.kind in ("upstream-single-tenant", "conversion-in-progress"):
@@ -149,9 +153,8 @@ def upgrade(
                 raise ApplierError("--dry-run prints the offline plan; the online conversion decides each "
                                    "statement from the catalog as it goes, so it has no script to print")
             return convert_online(conn, state, steps, adopt_business_id, quiet)
-        if adopt_business_id is not None and state.kind != "upstream-single-tenant" and not quiet:
-            print(f"note: the database is {state.kind}, not an upstream store; --adopt-business-id is ignored",
-                  file=sys.stderr)
+        if adopt_business_id is not None and state.kind == "multi-tenant":
+            refuse_adopting_a_converted_store(conn, adopt_business_id, quiet)
         path = plan(state.version, state.compat, steps)
         plan_ = transactions(state, path, adopt_business_id)
         if dry_run:
@@ -166,6 +169,24 @@ def upgrade(
         return path
     finally:
         release_lock(conn)
+
+
+def refuse_adopting_a_converted_store(conn: psycopg.Connection, business_id: str, quiet: bool) -> None:
+    """A store is converted once. The same tenant again (or a store with no device at all) is a no-op with a
+    note; a store whose devices belong to anyone else is refused, so that the loser of two concurrent
+    conversions with different tenants fails instead of reporting success."""
+    tenants = [row[0] for row in conn.execute(
+        "SELECT DISTINCT business_id FROM whatsmeow_device ORDER BY 1 LIMIT 4")]
+    if tenants in ([], [business_id]):
+        if not quiet:
+            print(f"note: the store is already multi-tenant{' with tenant ' + business_id if tenants else ''}; "
+                  "--adopt-business-id has nothing to convert", file=sys.stderr)
+        return
+    owners = ", ".join(tenants[:3]) + (", ..." if len(tenants) > 3 else "")
+    raise ApplierError(
+        f"--adopt-business-id {business_id}: the store was already converted and its devices belong to "
+        f"{owners}; nothing was changed (leave the flag out to upgrade it)"
+    )
 
 
 def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int, Step], business_id: str,

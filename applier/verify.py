@@ -151,8 +151,13 @@ def _altered(kind: str, expected: tuple, actual: tuple) -> str:
             diff = list(difflib.unified_diff(want.splitlines(), have.splitlines(), lineterm="", n=0))[3:]
             parts.append(f"{label} differs (- expected, + live):\n    " + "\n    ".join(diff))
         else:
-            parts.append(f"{label} {want!r} -> {have!r}")
+            parts.append(f"{label} {_shown(want)} -> {_shown(have)}")
     return f"altered {SINGULAR[kind]} {_name(kind, expected)}: " + "; ".join(parts)
+
+
+def _shown(value) -> str:
+    """A catalog value as the report shows it: NULL as `none` (no default, the default collation)."""
+    return "none" if value is None else repr(value)
 
 
 def compare(expected: dict[str, set[tuple]], actual: dict[str, set[tuple]]) -> list[str]:

@@ -1,7 +1,7 @@
 -- The whatsmeow_audit schema, the helpers the audit views share, and who may read them.
 --   psql -v ON_ERROR_STOP=1 -f audits/00-schema.sql
 -- Run the files of audits/ in name order; each is re-runnable, and
--- `python -m applier audit` re-applies all of them before it reads the findings.
+-- `whatsmeow-tenancy audit` re-applies all of them before it reads the findings.
 -- The views look at the whatsmeow tables of the reader's current schema
 -- (current_schema(), read when a view is queried), like every applier command.
 -- Access: the schema's owner, and the maintenance role whatsmeow_owner (or the

@@ -2,7 +2,7 @@
 -- row per violation, named by its check; no rows means the store is sound.
 --   psql -v ON_ERROR_STOP=1 -f audits/90-findings.sql
 --   psql -c 'TABLE whatsmeow_audit.findings'
--- `python -m applier audit` reads these two views and exits 1 when findings has rows.
+-- `whatsmeow-tenancy audit` reads these two views and exits 1 when findings has rows.
 BEGIN;
 
 -- Every name below resolves in pg_catalog or is qualified: nothing another role

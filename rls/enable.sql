@@ -1,6 +1,6 @@
 -- Tenant row-level security on every whatsmeow table that has a business_id column.
 --   psql -v ON_ERROR_STOP=1 -f rls/enable.sql
--- Re-runnable, and re-run after every upgrade (`python -m applier upgrade` does it):
+-- Re-runnable, and re-run after every upgrade (`whatsmeow-tenancy upgrade` does it):
 -- the tables are found in the catalog, so a table added by a later upgrade is
 -- covered too. Each table gets one policy, whatsmeow_tenant_isolation: a row is
 -- visible and writable only while its business_id is the tenant that

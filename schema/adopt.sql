@@ -4,8 +4,8 @@
 -- It runs upgrades/16-adopt-single-tenant-store.sql and the steps after it, as
 -- the applier and Go callers do, in one transaction with the version row: an
 -- error changes nothing.
--- Older upstream stores: `python -m applier upgrade --adopt-business-id ID`.
--- Without -v business_id the conversion step itself refuses, naming the setting.
+-- Older upstream stores: `whatsmeow-tenancy upgrade --adopt-business-id ID`.
+-- Without -v business_id it refuses before changing anything.
 \if :{?business_id}
 \else
 \set business_id ''
@@ -19,9 +19,14 @@ SELECT set_config('whatsmeow.adopt_business_id', :'business_id', TRUE);
 
 DO $$
 BEGIN
+    IF current_setting('whatsmeow.adopt_business_id') = '' THEN
+        RAISE EXCEPTION 'schema/adopt.sql needs the business_id that will own the store''s rows'
+        USING ERRCODE = '22023',
+        HINT = 'Name it with -v: psql -v ON_ERROR_STOP=1 -v business_id=ID -f schema/adopt.sql';
+    END IF;
     IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 15) THEN
         RAISE EXCEPTION 'schema/adopt.sql converts upstream whatsmeow v15 stores only'
-        USING HINT = 'Convert other versions with: python -m applier upgrade --adopt-business-id ID';
+        USING HINT = 'Convert other versions with: whatsmeow-tenancy upgrade --adopt-business-id ID';
     END IF;
 END
 $$;

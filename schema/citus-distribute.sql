@@ -21,7 +21,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 17) THEN
         RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v17 store only'
         USING ERRCODE = 'object_not_in_prerequisite_state',
-        HINT = 'Bring the store to v17 first: python -m applier upgrade';
+        HINT = 'Bring the store to v17 first: whatsmeow-tenancy upgrade';
     END IF;
 END
 $$;

@@ -1,6 +1,6 @@
 -- Fresh install of the latest multi-tenant schema, for psql:
 --   psql -v ON_ERROR_STOP=1 -f schema/latest.sql
--- It runs the same files as `python -m applier upgrade`, in one transaction, so
+-- It runs the same files as `whatsmeow-tenancy upgrade`, in one transaction, so
 -- an error leaves the database untouched.
 BEGIN;
 
@@ -12,7 +12,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT FROM whatsmeow_version) THEN
         RAISE EXCEPTION 'whatsmeow_version already records a version; schema/latest.sql installs into an empty database only'
-        USING HINT = 'Bring an existing store forward with: python -m applier upgrade';
+        USING HINT = 'Bring an existing store forward with: whatsmeow-tenancy upgrade';
     END IF;
 END
 $$;

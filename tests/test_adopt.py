@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
+from runners import applier
+from runners import psql as run_psql
+from store import load_queries, params, seed, tenant_rows
+from upstream import FIXTURES, digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.errors import ApplierError
 from applier.upgrade import upgrade
-from store import load_queries, params, seed, tenant_rows
-from upstream import FIXTURES, digests, make_store, upstream_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,13 +74,6 @@ def test_converted_store_serves_the_query_catalogue_and_takes_a_second_tenant(em
         assert tenant_rows(conn, "acme") == adopted
 
 
-def applier(*args):
-    import os
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    return subprocess.run([sys.executable, "-m", "applier", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, check=False, timeout=120)
 
 
 def test_single_tenant_store_without_the_flag_is_refused_naming_version_and_flag(empty_dsn):
@@ -101,14 +95,26 @@ def test_invalid_business_id_is_refused_and_nothing_changes_not_even_upstream_st
     assert snapshot_all(empty_dsn) == before
 
 
-def test_already_multi_tenant_store_ignores_the_flag_and_is_never_converted_twice(db_dsn):
+def test_a_converted_store_is_never_converted_twice_and_another_tenant_is_refused(db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         seed(conn, "acme")
     before = snapshot_all(db_dsn)
-    result = applier("upgrade", "--dsn", db_dsn, "--adopt-business-id", "other")
-    assert result.returncode == 0
-    assert "ignored" in result.stderr
+    # The loser of two concurrent conversions with different tenants arrives here.
+    other = applier("upgrade", "--dsn", db_dsn, "--adopt-business-id", "other")
+    assert other.returncode == 2
+    assert "already converted and its devices belong to acme; nothing was changed" in other.stderr
+    same = applier("upgrade", "--dsn", db_dsn, "--adopt-business-id", "acme")
+    assert same.returncode == 0 and "nothing to convert" in same.stderr
     assert snapshot_all(db_dsn) == before
+
+
+def test_psql_conversion_without_a_business_id_names_the_psql_variable(psql, empty_dsn):
+    make_store(empty_dsn, 15)
+    before = snapshot_all(empty_dsn)
+    result = run_psql(psql, empty_dsn, "-f", str(ROOT / "schema" / "adopt.sql"))
+    assert result.returncode == 3
+    assert "-v business_id=ID" in result.stderr and "SET whatsmeow" not in result.stderr
+    assert snapshot_all(empty_dsn) == before
 
 
 def test_v1_store_is_refused_with_the_version_to_upgrade_to_first(empty_dsn):
@@ -131,9 +137,6 @@ def test_orphaned_privacy_tokens_are_the_one_thing_dropped_and_are_reported(empt
                             ).fetchone()[0] == 0
 
 
-def _psql(psql, dsn, *args):
-    return subprocess.run([str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, *args],
-                          capture_output=True, text=True, check=False)
 
 
 def test_psql_conversion_gives_the_same_schema_and_rows(psql, empty_dsn, fresh_catalog):
@@ -141,7 +144,7 @@ def test_psql_conversion_gives_the_same_schema_and_rows(psql, empty_dsn, fresh_c
     with psycopg.connect(empty_dsn) as conn:
         cols = upstream_columns(conn)
         before = digests(conn, cols)
-    result = _psql(psql, empty_dsn, "-v", "business_id=acme", "-f", str(ROOT / "schema" / "adopt.sql"))
+    result = run_psql(psql, empty_dsn, "-v", "business_id=acme", "-f", str(ROOT / "schema" / "adopt.sql"))
     assert result.returncode == 0, result.stderr
     with psycopg.connect(empty_dsn) as conn:
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
@@ -151,7 +154,7 @@ def test_psql_conversion_gives_the_same_schema_and_rows(psql, empty_dsn, fresh_c
 def test_psql_conversion_without_a_business_id_fails_clearly_and_rolls_back(psql, empty_dsn):
     make_store(empty_dsn, 15)
     before = snapshot_all(empty_dsn)
-    result = _psql(psql, empty_dsn, "-f", str(ROOT / "schema" / "adopt.sql"))
+    result = run_psql(psql, empty_dsn, "-f", str(ROOT / "schema" / "adopt.sql"))
     assert result.returncode != 0
     assert "needs the business_id" in result.stderr
     assert snapshot_all(empty_dsn) == before

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -12,25 +11,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from runners import applier
 
-from applier import catalog
+from applier import __version__, catalog
+from applier.commands.demo import DEVICE as DEMO_DEVICE
 from applier.database import redact, resolve_dsn
 from applier.embedded import Cluster, find_bindir, server_user
-from applier import __version__
-from applier.steps import UPGRADES_DIR, Step, latest_compat, latest_version, load_steps
 from applier.sqlfile import sql_error
+from applier.steps import UPGRADES_DIR, Step, latest_compat, latest_version, load_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM_V15 = Path(__file__).parent / "fixtures" / "upstream-v15.sql"
 
 
-def applier(*args, env=None):
-    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    environment.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "applier", *args], capture_output=True, text=True, cwd=ROOT, env=environment,
-        check=False, timeout=120,
-    )
 
 
 def state(dsn):
@@ -74,6 +67,27 @@ def test_database_newer_than_the_package_is_refused_with_exit_3_and_left_alone(d
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert state(db_dsn) == before
     assert applier("status", "--dsn", db_dsn).returncode == 3
+    # Every command that would change it refuses the same way, before any change.
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        catalog_before = catalog.snapshot(conn)
+    for command in (("audit",), ("rls", "enable"), ("rls", "roles"), ("rls", "disable"), ("verify",)):
+        refused = applier(*command, "--dsn", db_dsn)
+        assert refused.returncode == 3, (command, refused.stderr)
+        assert "newer than this package" in refused.stderr
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert catalog.snapshot(conn) == catalog_before
+        assert conn.execute("SELECT to_regnamespace('whatsmeow_audit')").fetchone()[0] is None
+
+
+def test_status_of_a_half_converted_store_reports_no_rls_and_no_tenant_count(empty_dsn):
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute(UPSTREAM_V15.read_text())
+        # What an interrupted online conversion leaves: some tables keyed, the version still upstream's.
+        conn.execute("ALTER TABLE whatsmeow_device ADD COLUMN business_id TEXT NOT NULL DEFAULT 'acme'")
+    result = applier("status", "--json", "--dsn", empty_dsn)
+    doc = json.loads(result.stdout)
+    assert (doc["store"], doc["rls"], doc["tenants"]) == ("conversion-in-progress", None, None)
+    assert result.returncode == 2 and "--online" in doc["problem"]
 
 
 def test_upstream_single_tenant_store_is_refused_and_left_alone(empty_dsn):
@@ -147,6 +161,16 @@ def test_without_any_dsn_the_embedded_default_is_started_reused_and_upgraded():
     finally:
         Cluster(home, find_bindir(), server_user()).stop()
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_demo_leaves_existing_tenants_alone_and_still_shows_isolation(db_dsn):
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        conn.execute(DEMO_DEVICE, {"b": "acme", "jid": "15550001111:1@s.whatsapp.net", "k32": b"\x01" * 32,
+                                   "k64": b"\x02" * 64})
+    demo = applier("demo", "--dsn", db_dsn)
+    assert demo.returncode == 0, demo.stderr
+    assert "two tenants, acme-demo1 and globex-demo1" in demo.stdout
+    assert "[('globex-demo1', '15550003333:0')]" in demo.stdout
 
 
 def test_version_names_the_package_and_the_schema_it_installs():

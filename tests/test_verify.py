@@ -7,25 +7,19 @@ clean, and stores the package does not define are refused.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
+from runners import applier
+from upstream import make_store
 
 from applier import catalog, rls, verify
 from applier.upgrade import upgrade
-from upstream import make_store
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def applier(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    return subprocess.run([sys.executable, "-m", "applier", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, check=False, timeout=120)
 
 
 def test_clean_install_verifies_with_exit_0_and_prints_nothing(db_dsn):
@@ -50,6 +44,11 @@ def test_changed_default_is_altered(db):
     assert verify.differences(db) == [
         "altered column whatsmeow_device.platform: default \"''::text\" -> \"'android'::text\""
     ]
+
+
+def test_dropped_default_reads_as_none(db):
+    db.execute("ALTER TABLE whatsmeow_device ALTER COLUMN platform DROP DEFAULT")
+    assert verify.differences(db) == ["altered column whatsmeow_device.platform: default \"''::text\" -> none"]
 
 
 def test_extra_column_is_extra(db):

@@ -34,22 +34,35 @@ def run(args) -> int:
     return 0
 
 
+def demo_tenants(conn: psycopg.Connection) -> tuple[str, str, str]:
+    """acme, globex and initech, or the first numbered trio none of which has a device yet, so that the demo
+    never collides with real tenants (it is rolled back either way)."""
+    for suffix in ("", *(f"-demo{n}" for n in range(1, 100))):
+        names = (f"acme{suffix}", f"globex{suffix}", f"initech{suffix}")
+        if not conn.execute("SELECT 1 FROM whatsmeow_device WHERE business_id = ANY(%s) LIMIT 1",
+                            (list(names),)).fetchone():
+            return names
+    raise ApplierError("every name the demo would use for its tenants already has devices here")
+
+
 def show(conn: psycopg.Connection) -> None:
     keys = {"jid": JID, "k32": b"\x01" * 32, "k64": b"\x02" * 64}
-    for tenant, peer in (("acme", "15550002222"), ("globex", "15550003333")):
+    acme, globex, initech = demo_tenants(conn)
+    for tenant, peer in ((acme, "15550002222"), (globex, "15550003333")):
         conn.execute(DEVICE, {**keys, "b": tenant})
         conn.execute(SESSION, (tenant, JID, f"{peer}:0", peer.encode()))
-    print(f"two tenants, acme and globex, each own a device with JID {JID}")
-    for tenant in ("acme", "globex"):
+    print(f"two tenants, {acme} and {globex}, each own a device with JID {JID}")
+    for tenant in (acme, globex):
         rows = conn.execute(
             "SELECT their_id FROM whatsmeow_sessions WHERE business_id = %s AND our_jid = %s", (tenant, JID)
         ).fetchall()
         print(f"  {tenant} sees sessions: {[row[0] for row in rows]}")
     try:
         with conn.transaction():
-            conn.execute(SESSION, ("initech", JID, "15550004444:0", b"x"))
+            conn.execute(SESSION, (initech, JID, "15550004444:0", b"x"))
     except psycopg.errors.ForeignKeyViolation:
-        print("  a session for tenant initech on that JID is refused: initech has no such device")
-    conn.execute("DELETE FROM whatsmeow_device WHERE business_id = 'acme' AND jid = %s", (JID,))
-    left = conn.execute("SELECT business_id, their_id FROM whatsmeow_sessions WHERE our_jid = %s", (JID,)).fetchall()
-    print(f"  after deleting acme's device, the sessions left for that JID: {left}")
+        print(f"  a session for tenant {initech} on that JID is refused: {initech} has no such device")
+    conn.execute("DELETE FROM whatsmeow_device WHERE business_id = %s AND jid = %s", (acme, JID))
+    left = conn.execute("SELECT business_id, their_id FROM whatsmeow_sessions WHERE our_jid = %s AND business_id = ANY(%s)",
+                        (JID, [acme, globex])).fetchall()
+    print(f"  after deleting {acme}'s device, the sessions left for that JID: {left}")

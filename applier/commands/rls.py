@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import psycopg
 
-from applier.database import acquire_lock, open_database, read_state, release_lock
+from applier.database import acquire_lock, open_database, read_state, refuse_newer, release_lock
 from applier.errors import ApplierError
 from applier.rls import TableStatus, create_roles, disable, enable, read_status
 
@@ -64,9 +64,11 @@ def run(args) -> int:
         if args.action == "status":
             show_status(conn, args.json)
             return 0
-        if args.action != "disable" and read_state(conn).kind != "multi-tenant":
+        state = read_state(conn)
+        refuse_newer(state)
+        if args.action != "disable" and state.kind != "multi-tenant":
             raise ApplierError("the database has no multi-tenant store yet; run `upgrade` first")
-        acquire_lock(conn, args.lock_timeout)
+        acquire_lock(conn, args.lock_timeout, quiet=quiet)
         try:
             if args.action == "enable":
                 enable(conn, force=args.force)

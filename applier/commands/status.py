@@ -32,7 +32,7 @@ def collect(conn) -> tuple[dict, int]:
         code = EXIT_PENDING
     tenants = None
     rls = None
-    if state.tenant_keyed:
+    if state.kind == "multi-tenant":
         tables = read_status(conn)
         enabled, covered = sum(t.enabled for t in tables), sum(t.covered for t in tables)
         forced = sum(t.forced for t in tables)
