@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
+from store import OUR_JID, TENANT_TABLES
 
 from applier.embedded import SUPERUSER
-from store import OUR_JID, TENANT_TABLES
 
 APP = "whatsmeow_app"
 OWNER = "whatsmeow_owner"

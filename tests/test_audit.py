@@ -8,28 +8,23 @@ without row-level security, passes.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
+from runners import applier
+from store import seed
 
 from applier import audit, rls
-from store import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT_FILES = sorted((ROOT / "audits").glob("[0-9][0-9]-*.sql"))
 INSUFFICIENT_PRIVILEGE = "42501"
 
 
-def applier(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    return subprocess.run([sys.executable, "-m", "applier", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, check=False, timeout=120)
 
 
 def findings(conn: psycopg.Connection, check: str | None = None) -> list[tuple[str, str]]:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from store import TENANT_TABLES, seed, tenant_rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-
-from store import DEVICE_CHILDREN, OUR_JID, TENANT_TABLES, insert_device, load_queries, params, seed, tenant_rows
+from store import (
+    DEVICE_CHILDREN,
+    OUR_JID,
+    TENANT_TABLES,
+    insert_device,
+    load_queries,
+    params,
+    seed,
+    tenant_rows,
+)
 
 A, B = "acme", "globex"
 BAD_BUSINESS_IDS = ["", "x" * 65, "has space", "quote'd", "semi;colon", "caf\u00e9", "new\nline", "dot.ted", "a/b"]

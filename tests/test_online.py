@@ -12,11 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from upstream import DEVICES, PEERS, digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.database import APPLICATION_NAME
 from applier.upgrade import upgrade
-from upstream import DEVICES, PEERS, digests, make_store, upstream_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-
-from applier import rls
 from rls_helpers import APP, scratch_database
 from store import TENANT_TABLES, seed
+
+from applier import rls
 
 TENANTS = [f"pooled-{n}" for n in range(8)]
 LOGIN = "pooled_app"

@@ -19,12 +19,13 @@ import re
 import psycopg
 import pytest
 from psycopg import sql
-
-from applier import rls
-from runners import ROOT, applier, psql as run_psql
 from rls_helpers import APP, OWNER, scratch_database
+from runners import ROOT, applier
+from runners import psql as run_psql
 from store import load_queries, params, seed
 from upstream import make_store
+
+from applier import rls
 
 ATTACKER, VICTIM, OWNER_LOGIN = "mallory", "victim_app", "owner_login"
 ACME, GLOBEX = "acme", "globex"

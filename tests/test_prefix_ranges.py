@@ -7,13 +7,13 @@ import json
 import psycopg
 import pytest
 from psycopg import sql
+from rls_helpers import APP, plan_nodes, set_role, tenant
+from store import OUR_JID, insert_device, load_queries, seed
+from upstream import digests, make_store, upstream_columns
 
 from applier import catalog, rls
 from applier.steps import load_steps
 from applier.upgrade import execute, read_state, transactions, upgrade
-from rls_helpers import APP, plan_nodes, set_role, tenant
-from store import OUR_JID, insert_device, load_queries, seed
-from upstream import digests, make_store, upstream_columns
 
 # The catalogue queries that select by `LIKE 'prefix%'`, and the column they match.
 PREFIX_QUERIES = {

@@ -10,8 +10,16 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from store import OUR_JID, PEER_LID, PEER_PN, SEED, load_queries, params, seed, tenant_rows
+from store import (
+    OUR_JID,
+    PEER_LID,
+    PEER_PN,
+    SEED,
+    load_queries,
+    params,
+    seed,
+    tenant_rows,
+)
 
 QUERIES = load_queries()
 A, B = "tenant-a", "tenant_b"

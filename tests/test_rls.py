@@ -10,17 +10,13 @@ rolls back what it writes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 import os
 import subprocess
+from dataclasses import dataclass
 
 import psycopg
 import pytest
 from psycopg import sql
-
-from applier import rls
-from applier.cli import main
-from applier.errors import ApplierError
 from rls_helpers import (
     APP,
     OWNER,
@@ -39,7 +35,19 @@ from rls_helpers import (
     sqlstate_of,
     tenant,
 )
-from store import DEVICE_CHILDREN, OUR_JID, TENANT_TABLES, load_queries, params, seed, tenant_rows
+from store import (
+    DEVICE_CHILDREN,
+    OUR_JID,
+    TENANT_TABLES,
+    load_queries,
+    params,
+    seed,
+    tenant_rows,
+)
+
+from applier import rls
+from applier.cli import main
+from applier.errors import ApplierError
 
 QUERIES = load_queries()
 A, B = "tenant-a", "tenant_b"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from upstream import digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.database import ADVISORY_LOCK_KEY, APPLICATION_NAME
-from upstream import digests, make_store, upstream_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 

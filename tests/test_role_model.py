@@ -14,9 +14,8 @@ import itertools
 import psycopg
 import pytest
 from psycopg import sql
-
-from runners import applier
 from rls_helpers import counts
+from runners import applier
 from store import TENANT_TABLES, seed
 
 _runs = itertools.count()

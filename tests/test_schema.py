@@ -6,7 +6,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from store import TENANT_TABLES, load_queries
 
 UPSTREAM_V15 = Path(__file__).parent / "fixtures" / "upstream-v15.sql"

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 import psycopg
+from runners import psql as run_psql
 
 from applier import catalog
-from applier.steps import FILE_NAME, UPGRADES_DIR, latest_compat, latest_version, load_steps, parse_step
+from applier.steps import (
+    FILE_NAME,
+    UPGRADES_DIR,
+    latest_compat,
+    latest_version,
+    load_steps,
+    parse_step,
+)
 from applier.upgrade import upgrade
 
 ROOT = UPGRADES_DIR.parent
@@ -47,16 +54,11 @@ def test_psql_entry_point_writes_the_latest_version_row():
     assert "\\ir ../upgrades/00-latest-schema.sql" in text
 
 
-def _psql(psql, dsn, path):
-    return subprocess.run(
-        [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(path)],
-        capture_output=True, text=True, check=False,
-    )
 
 
 def test_psql_install_and_applier_install_give_the_same_catalog(psql, new_database):
     by_psql, by_applier = new_database(), new_database()
-    result = _psql(psql, by_psql, ROOT / "schema" / "latest.sql")
+    result = run_psql(psql, by_psql, "-f", str(ROOT / "schema" / "latest.sql"))
     assert result.returncode == 0, result.stderr
     with psycopg.connect(by_applier, autocommit=True) as conn:
         upgrade(conn, quiet=True)
@@ -71,7 +73,7 @@ def test_psql_install_and_applier_install_give_the_same_catalog(psql, new_databa
 def test_psql_install_into_a_non_empty_database_fails_and_changes_nothing(psql, db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         before = catalog.snapshot(conn)
-        result = _psql(psql, db_dsn, ROOT / "schema" / "latest.sql")
+        result = run_psql(psql, db_dsn, "-f", str(ROOT / "schema" / "latest.sql"))
         assert result.returncode != 0
         assert "already" in result.stderr
         assert catalog.differences(before, catalog.snapshot(conn)) == []

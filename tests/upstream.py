@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from applier.steps import load_steps
 from applier.database import read_state
+from applier.steps import load_steps
 from applier.upgrade import execute, transactions
 
 FIXTURES = Path(__file__).parent / "fixtures"
