@@ -26,9 +26,16 @@ def environment(extra=None):
     return env
 
 
+def _default_sigint() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and so
+    # would the applier: give it the disposition a user's Ctrl-C meets.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(*args, **extra):
     return subprocess.Popen([sys.executable, "-m", "applier", *args], cwd=ROOT, env=environment(extra),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def applier(*args, **extra):
