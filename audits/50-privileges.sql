@@ -132,9 +132,11 @@ INNER JOIN pg_roles AS app
 WHERE
     l.rolcanlogin
     AND l.oid <> app.oid
-    -- Superusers are members of every role; they are listed, not flagged.
+    -- Superusers are members of every role; they are listed, not flagged. USAGE:
+    -- a login that acts with the application's privileges, not one that only
+    -- administers the role (as CREATEROLE makes a role's creator on PostgreSQL 16).
     AND NOT l.rolsuper
-    AND pg_has_role(l.oid, app.oid, 'MEMBER')
+    AND pg_has_role(l.oid, app.oid, 'USAGE')
     AND (
         l.rolbypassrls
         OR EXISTS (

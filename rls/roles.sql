@@ -96,8 +96,15 @@ BEGIN
             HINT = 'Use a plain role for the application.';
     END IF;
 
-    -- Without superuser, handing a table to a role takes membership in it.
-    IF NOT pg_has_role(current_user, owner_role, 'MEMBER') THEN
+    -- Without superuser, handing a table to a role takes membership in it; from
+    -- PostgreSQL 16 one that may SET ROLE to it, which the membership CREATEROLE
+    -- gives a role's creator (ADMIN only) does not include.
+    IF current_setting('server_version_num')::INTEGER >= 160000 THEN
+        IF NOT pg_has_role(current_user, owner_role, 'SET') THEN
+            EXECUTE format('GRANT %I TO %I WITH INHERIT TRUE, SET TRUE', owner_role, current_user);
+            RAISE NOTICE 'granted role % to %, to hand it the store', quote_ident(owner_role), quote_ident(current_user);
+        END IF;
+    ELSIF NOT pg_has_role(current_user, owner_role, 'MEMBER') THEN
         EXECUTE format('GRANT %I TO %I', owner_role, current_user);
         RAISE NOTICE 'granted role % to %, to hand it the store', quote_ident(owner_role), quote_ident(current_user);
     END IF;
@@ -205,7 +212,10 @@ BEGIN
     -- Guardrails: the application role and every login that is a member of it.
     FOR login_name IN
         SELECT r.rolname FROM pg_roles AS r
-        WHERE r.rolname = app_role OR (r.rolcanlogin AND pg_has_role(r.oid, app_role, 'MEMBER') AND NOT r.rolsuper)
+        WHERE
+            r.rolname = app_role
+            -- USAGE: logins that act as the application, not its administrators.
+            OR (r.rolcanlogin AND pg_has_role(r.oid, app_role, 'USAGE') AND NOT r.rolsuper)
         ORDER BY r.rolname
     LOOP
         IF connection_limit IS NOT NULL THEN
