@@ -132,8 +132,9 @@ def plan_problems(plan: dict) -> tuple[list[str], int]:
     return problems, scans
 
 
-# A column compared for equality in a scan's condition or filter, and what it is compared with.
-_EQUALITY = re.compile(r"\b([a-z_]+) = (ANY \(|[^()\s]+)")
+# A column compared for equality in a scan's condition or filter, and what it is compared with: a
+# value, an array, or a sub-select's result (`$4` before PostgreSQL 17, `(InitPlan 4).col1` from 17).
+_EQUALITY = re.compile(r"\b([a-z_]+) = (ANY \(|\(InitPlan \d+\)\.col\d+|[^()\s]+)")
 
 
 def index_keys(conn: psycopg.Connection) -> dict[str, dict[str, list[str]]]:
