@@ -12,7 +12,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from applier.errors import ApplierError, DatabaseNewerError
-from applier.steps import MULTI_TENANT_SINCE, PACKAGE_ROOT
+from applier.steps import MULTI_TENANT_SINCE, PACKAGE_ROOT, latest_version, load_steps
 
 APPLICATION_NAME = "whatsmeow-tenancy"
 # Session-level advisory lock that serializes appliers: the bytes of "whatsmeo".
@@ -214,8 +214,6 @@ def read_state(conn: psycopg.Connection) -> StoreState:
 
 def refuse_newer(state: StoreState) -> None:
     """Exit 3, before any change, for a database whose compat is newer than every version this package knows."""
-    from applier.steps import latest_version, load_steps
-
     latest = latest_version(load_steps())
     if state.compat > latest:
         raise DatabaseNewerError(
