@@ -1,4 +1,2 @@
--- v7 (compatible with v6+): Add lid to devices
--- Upstream whatsmeow's single-tenant step, replayed so older stores reach v15
--- before they are converted; it never runs on a multi-tenant store.
+-- v7 (compatible with v6+): Add lid column to device table
 ALTER TABLE whatsmeow_device ADD COLUMN lid TEXT;

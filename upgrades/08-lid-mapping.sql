@@ -1,7 +1,5 @@
--- v8 (compatible with v8+): Add the LID to phone number map
--- Upstream whatsmeow's single-tenant step, replayed so older stores reach v15
--- before they are converted; it never runs on a multi-tenant store.
+-- v8 (compatible with v8+): Add tables for LID<->JID mapping
 CREATE TABLE whatsmeow_lid_map (
-    lid TEXT PRIMARY KEY,
-    pn  TEXT UNIQUE NOT NULL
+	lid TEXT PRIMARY KEY,
+	pn  TEXT UNIQUE NOT NULL
 );
