@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-from store import Query, load_queries  # noqa: E402
+from applier.queries import Query, load_queries  # noqa: E402
 
 # The catalogue's plan-caching forms (see schema/queries.sql) back to upstream's own text.
 UPSTREAM_SPELLING = (

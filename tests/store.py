@@ -1,16 +1,23 @@
-"""Test data: tenants that share every natural key, and the query catalogue."""
+"""Test data: tenants that share every natural key, written through the query catalogue."""
 
 from __future__ import annotations
 
 import hashlib
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
+from applier.queries import load_queries
+from applier.steps import MULTI_TENANT_SINCE, latest_compat, latest_version, load_steps
+
 ROOT = Path(__file__).resolve().parent.parent
-QUERIES_SQL = ROOT / "schema" / "queries.sql"
+
+# Versions as the steps define them, so a new step changes no test line.
+STEPS = load_steps()
+LATEST_VERSION = latest_version(STEPS)
+LATEST_COMPAT = latest_compat(STEPS)
+# The newest upstream version, the one the conversion starts from.
+UPSTREAM_VERSION = MULTI_TENANT_SINCE - 1
 
 TENANT_TABLES = (
     "whatsmeow_device",
@@ -127,32 +134,6 @@ def params(tenant: str, revision: int = 0) -> dict:
         "format": f"proto{revision}",
     }
     return values
-
-
-@dataclass(frozen=True)
-class Query:
-    name: str
-    params: tuple[str, ...]
-    sql: str
-
-    @property
-    def verb(self) -> str:
-        return self.sql.lstrip().split(None, 1)[0].upper()
-
-    def run(self, conn: psycopg.Connection, values: dict) -> psycopg.RawCursor:
-        cur = psycopg.RawCursor(conn)
-        cur.execute(self.sql, [values[name] for name in self.params])
-        return cur
-
-
-def load_queries() -> dict[str, Query]:
-    text = QUERIES_SQL.read_text(encoding="utf-8")
-    queries = {}
-    pattern = re.compile(r"^-- name: (\S+)\n-- params: ((?:.+\n)(?:--  +.+\n)*)((?:(?!--).*\n?)+?)(?=\n|\Z)", re.M)
-    for match in pattern.finditer(text):
-        names = tuple(p.strip() for p in match[2].replace("--", "").replace("\n", ",").split(",") if p.strip())
-        queries[match[1]] = Query(match[1], names, match[3].strip())
-    return queries
 
 
 # Catalogue writes, in an order that satisfies the foreign keys: one full store per tenant.

@@ -8,11 +8,12 @@ import psycopg
 import pytest
 from runners import applier
 from runners import psql as run_psql
-from store import load_queries, params, seed, tenant_rows
+from store import LATEST_COMPAT, LATEST_VERSION, STEPS, UPSTREAM_VERSION, load_queries, params, seed, tenant_rows
 from upstream import FIXTURES, digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.errors import ApplierError
+from applier.steps import plan
 from applier.upgrade import upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ def test_conversion_keeps_every_row_and_reaches_the_fresh_install_schema(
         upgrade(conn, adopt_business_id="acme", quiet=True)
         after = digests(conn, before_cols)
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
-        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
+        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(LATEST_VERSION, LATEST_COMPAT)]
         owners = {
             table: conn.execute(f"SELECT array_agg(DISTINCT business_id) FROM {table}").fetchone()[0]
             for table in before_cols
@@ -55,14 +56,14 @@ def test_conversion_keeps_every_row_and_reaches_the_fresh_install_schema(
 
 def test_replayed_upstream_steps_reach_upstreams_own_v15_schema(new_database):
     replayed, described = new_database(), new_database()
-    make_store(replayed, 15, replayed=True)
-    make_store(described, 15)
+    make_store(replayed, UPSTREAM_VERSION, replayed=True)
+    make_store(described, UPSTREAM_VERSION)
     with psycopg.connect(replayed) as a, psycopg.connect(described) as b:
         assert catalog.differences(catalog.snapshot(b), catalog.snapshot(a)) == []
 
 
 def test_converted_store_serves_the_query_catalogue_and_takes_a_second_tenant(empty_dsn):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         upgrade(conn, adopt_business_id="acme", quiet=True)
         adopted = tenant_rows(conn, "acme")
@@ -109,7 +110,7 @@ def test_a_converted_store_is_never_converted_twice_and_another_tenant_is_refuse
 
 
 def test_psql_conversion_without_a_business_id_names_the_psql_variable(psql, empty_dsn):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     before = snapshot_all(empty_dsn)
     result = run_psql(psql, empty_dsn, "-f", str(ROOT / "schema" / "adopt.sql"))
     assert result.returncode == 3
@@ -126,7 +127,7 @@ def test_v1_store_is_refused_with_the_version_to_upgrade_to_first(empty_dsn):
 
 
 def test_orphaned_privacy_tokens_are_the_one_thing_dropped_and_are_reported(empty_dsn, capfd):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO whatsmeow_privacy_tokens VALUES ('gone@s.whatsapp.net', 'x', 'tok', 1, NULL)")
         notices = []
@@ -140,7 +141,7 @@ def test_orphaned_privacy_tokens_are_the_one_thing_dropped_and_are_reported(empt
 
 
 def test_psql_conversion_gives_the_same_schema_and_rows(psql, empty_dsn, fresh_catalog):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     with psycopg.connect(empty_dsn) as conn:
         cols = upstream_columns(conn)
         before = digests(conn, cols)
@@ -152,7 +153,7 @@ def test_psql_conversion_gives_the_same_schema_and_rows(psql, empty_dsn, fresh_c
 
 
 def test_psql_conversion_without_a_business_id_fails_clearly_and_rolls_back(psql, empty_dsn):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     before = snapshot_all(empty_dsn)
     result = run_psql(psql, empty_dsn, "-f", str(ROOT / "schema" / "adopt.sql"))
     assert result.returncode != 0
@@ -161,21 +162,20 @@ def test_psql_conversion_without_a_business_id_fails_clearly_and_rolls_back(psql
 
 
 def test_conversion_step_run_the_way_dbutil_runs_it_reads_the_setting(empty_dsn, fresh_catalog):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     with psycopg.connect(empty_dsn, options="-c whatsmeow.adopt_business_id=acme") as conn:
         # dbutil: each step in its own transaction with its version row.
-        for version, name in ((16, "16-adopt-single-tenant-store.sql"),
-                              (17, "17-prefix-ranges-and-partial-pre-key-index.sql")):
-            conn.execute((ROOT / "upgrades" / name).read_text())
+        for step in plan(UPSTREAM_VERSION, 8, STEPS):
+            conn.execute(step.sql)
             conn.execute("DELETE FROM whatsmeow_version")
-            conn.execute("INSERT INTO whatsmeow_version VALUES (%s, 16)", (version,))
+            conn.execute("INSERT INTO whatsmeow_version VALUES (%s, %s)", (step.to_version, step.compat))
             conn.commit()
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
         assert conn.execute("SELECT DISTINCT business_id FROM whatsmeow_sessions").fetchall() == [("acme",)]
 
 
 def test_conversion_step_without_the_setting_raises_and_leaves_the_store(empty_dsn):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     before = snapshot_all(empty_dsn)
     step = (ROOT / "upgrades" / "16-adopt-single-tenant-store.sql").read_text()
     with psycopg.connect(empty_dsn) as conn:

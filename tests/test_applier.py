@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from runners import applier
+from store import LATEST_COMPAT, LATEST_VERSION
 
 from applier import __version__, catalog
 from applier.commands.demo import DEVICE as DEMO_DEVICE
@@ -36,10 +37,10 @@ def state(dsn):
 def test_upgrade_installs_then_reports_current_on_the_second_run(empty_dsn):
     first = applier("upgrade", "--dsn", empty_dsn)
     assert first.returncode == 0, first.stderr
-    assert "applied v0 -> v17" in first.stderr
+    assert f"applied v0 -> v{LATEST_VERSION}" in first.stderr
     second = applier("upgrade", "--dsn", empty_dsn)
     assert second.returncode == 0
-    assert "already at v17" in second.stderr
+    assert f"already at v{LATEST_VERSION}" in second.stderr
     assert "applied" not in second.stderr
 
 
@@ -47,23 +48,23 @@ def test_status_json_lists_the_pending_step_and_exits_1_until_applied(empty_dsn)
     pending = applier("status", "--json", "--dsn", empty_dsn)
     assert pending.returncode == 1
     doc = json.loads(pending.stdout)
-    assert doc["version"] == 0 and doc["latest_version"] == 17 and doc["store"] == "empty"
-    assert [(s["from"], s["to"], s["file"]) for s in doc["pending"]] == [(0, 17, "00-latest-schema.sql")]
+    assert doc["version"] == 0 and doc["latest_version"] == LATEST_VERSION and doc["store"] == "empty"
+    assert [(s["from"], s["to"], s["file"]) for s in doc["pending"]] == [(0, LATEST_VERSION, "00-latest-schema.sql")]
     applier("upgrade", "--dsn", empty_dsn)
     current = applier("status", "--json", "--dsn", empty_dsn)
     assert current.returncode == 0
     doc = json.loads(current.stdout)
     assert (doc["version"], doc["compat"], doc["store"], doc["pending"], doc["tenants"]) == (
-        17, 16, "multi-tenant", [], 0)
+        LATEST_VERSION, LATEST_COMPAT, "multi-tenant", [], 0)
 
 
 def test_database_newer_than_the_package_is_refused_with_exit_3_and_left_alone(db_dsn):
     with psycopg.connect(db_dsn, autocommit=True) as conn:
-        conn.execute("UPDATE whatsmeow_version SET version = 19, compat = 18")
+        conn.execute("UPDATE whatsmeow_version SET version = %s, compat = %s", (LATEST_VERSION + 2, LATEST_VERSION + 1))
     before = state(db_dsn)
     result = applier("upgrade", "--dsn", db_dsn)
     assert result.returncode == 3
-    assert "v19" in result.stderr and "v18" in result.stderr and "v17" in result.stderr
+    assert all(f"v{n}" in result.stderr for n in (LATEST_VERSION + 2, LATEST_VERSION + 1, LATEST_VERSION))
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert state(db_dsn) == before
     assert applier("status", "--dsn", db_dsn).returncode == 3
@@ -110,8 +111,8 @@ def test_unreachable_server_gives_one_error_line_and_exit_2_with_password_hidden
 
 
 def test_failed_statement_is_reported_with_file_line_column_and_sqlstate(db):
-    step = Step(UPGRADES_DIR / "99-broken-example.sql", 17, 18, 16, "example", True,
-                "-- v18: example\nSELECT 1;\nSELECT no_such_column\nFROM whatsmeow_device;\n")
+    step = Step(UPGRADES_DIR / "99-broken-example.sql", LATEST_VERSION, LATEST_VERSION + 1, LATEST_COMPAT,
+                "example", True, "-- vN: example\nSELECT 1;\nSELECT no_such_column\nFROM whatsmeow_device;\n")
     with pytest.raises(psycopg.Error) as exc:
         db.execute(step.sql)
     message = str(sql_error(step.name, step.sql, exc.value))
@@ -141,10 +142,10 @@ def test_without_any_dsn_the_embedded_default_is_started_reused_and_upgraded():
     try:
         first = applier("upgrade", env=env)
         assert first.returncode == 0, first.stderr
-        assert "(embedded default)" in first.stderr and "applied v0 -> v17" in first.stderr
+        assert "(embedded default)" in first.stderr and f"applied v0 -> v{LATEST_VERSION}" in first.stderr
         second = applier("status", "--json", env=env)
         assert second.returncode == 0
-        assert json.loads(second.stdout)["version"] == 17
+        assert json.loads(second.stdout)["version"] == LATEST_VERSION
         demo = applier("demo", env=env)
         assert demo.returncode == 0
         assert "acme sees sessions: ['15550002222:0']" in demo.stdout

@@ -9,12 +9,12 @@ installed schema. What Citus itself does with the calls is in docs/citus.md.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import psycopg
 import pytest
+from runners import psql as run_psql
 from store import TENANT_TABLES, seed, tenant_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,11 +85,7 @@ def _foreign_keys(conn) -> dict[tuple[str, str], tuple]:
 
 
 def _distribute(psql, dsn: str, app_role: str = PROBE_ROLE) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PGOPTIONS": f"-c whatsmeow.app_role={app_role}"}
-    return subprocess.run(
-        [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(SCRIPT)],
-        capture_output=True, text=True, env=env, check=False,
-    )
+    return run_psql(psql, dsn, "-f", str(SCRIPT), env={"PGOPTIONS": f"-c whatsmeow.app_role={app_role}"})
 
 
 @pytest.fixture

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import psycopg
 import pytest
+from store import LATEST_COMPAT, LATEST_VERSION, UPSTREAM_VERSION
+from runners import applier, start_applier
 from upstream import DEVICES, PEERS, digests, make_store, upstream_columns
 
 from applier import catalog
@@ -21,34 +20,22 @@ from applier.upgrade import upgrade
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start(*args):
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
-    return subprocess.Popen([sys.executable, "-m", "applier", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def run_applier(*args):
-    proc = start(*args)
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err
-
-
 def assert_converted(dsn, fresh_catalog, before_digests, columns):
     with psycopg.connect(dsn) as conn:
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
         assert digests(conn, columns) == before_digests
-        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
+        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(LATEST_VERSION, LATEST_COMPAT)]
         assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0] == 0
 
 
-def store(dsn, version=15):
+def store(dsn, version=UPSTREAM_VERSION):
     make_store(dsn, version)
     with psycopg.connect(dsn) as conn:
         columns = upstream_columns(conn)
         return columns, digests(conn, columns)
 
 
-@pytest.mark.parametrize("version", [15, 8])
+@pytest.mark.parametrize("version", [UPSTREAM_VERSION, 8])
 def test_online_conversion_reaches_the_fresh_install_schema_with_every_row(empty_dsn, fresh_catalog, version):
     columns, before = store(empty_dsn, version)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
@@ -96,7 +83,7 @@ def test_a_writer_keeps_committing_throughout_the_online_conversion(empty_dsn, f
 
 
 def _kill_at(dsn, marker):
-    proc = start("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", dsn)
+    proc = start_applier("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", dsn)
     seen = []
     for line in proc.stderr:
         seen.append(line)
@@ -128,13 +115,13 @@ def test_online_conversion_killed_at_any_point_is_finished_by_the_next_run(empty
     columns, before = store(empty_dsn)
     _kill_at(empty_dsn, marker)
     with psycopg.connect(empty_dsn) as conn:
-        assert conn.execute("SELECT version FROM whatsmeow_version").fetchone()[0] == 15
-    code, err = run_applier("upgrade", "--dsn", empty_dsn)
-    assert code == 2 and "--online" in err, "a plain upgrade must not touch a half-converted store"
-    code, err = run_applier("upgrade", "--online", "--adopt-business-id", "other", "--dsn", empty_dsn)
-    assert code == 2 and "'acme'" in err, "resuming under another tenant is refused"
-    code, err = run_applier("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", empty_dsn)
-    assert code == 0, err
+        assert conn.execute("SELECT version FROM whatsmeow_version").fetchone()[0] == UPSTREAM_VERSION
+    result = applier("upgrade", "--dsn", empty_dsn)
+    assert result.returncode == 2 and "--online" in result.stderr, "a plain upgrade must not touch a half-converted store"
+    result = applier("upgrade", "--online", "--adopt-business-id", "other", "--dsn", empty_dsn)
+    assert result.returncode == 2 and "'acme'" in result.stderr, "resuming under another tenant is refused"
+    result = applier("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", empty_dsn)
+    assert result.returncode == 0, result.stderr
     assert_converted(empty_dsn, fresh_catalog, before, columns)
 
 
@@ -144,7 +131,7 @@ def test_an_interrupted_concurrent_index_build_is_cleaned_up_by_the_next_run(emp
         # An old open transaction makes the concurrent build wait; then the build dies with its client.
         old.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         old.execute("SELECT count(*) FROM whatsmeow_version")  # holds its snapshot until the end
-        proc = start("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", empty_dsn)
+        proc = start_applier("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", empty_dsn)
         deadline = time.monotonic() + 30
         while not (pid := watcher.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND query LIKE 'CREATE UNIQUE INDEX "
@@ -157,9 +144,9 @@ def test_an_interrupted_concurrent_index_build_is_cleaned_up_by_the_next_run(emp
     _wait_until_gone(empty_dsn)
     with psycopg.connect(empty_dsn) as conn:
         assert conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()[0] == 1
-    code, err = run_applier("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", empty_dsn)
-    assert code == 0, err
-    assert "dropped the invalid index" in err
+    result = applier("upgrade", "--online", "--adopt-business-id", "acme", "--dsn", empty_dsn)
+    assert result.returncode == 0, result.stderr
+    assert "dropped the invalid index" in result.stderr
     assert_converted(empty_dsn, fresh_catalog, before, columns)
 
 
@@ -167,8 +154,8 @@ def test_online_conversion_refuses_an_invalid_business_id_and_changes_nothing(em
     columns, before = store(empty_dsn, 8)
     with psycopg.connect(empty_dsn) as conn:
         snapshot = catalog.snapshot(conn)
-    code, err = run_applier("upgrade", "--online", "--adopt-business-id", "bad id", "--dsn", empty_dsn)
-    assert code == 2 and "invalid business_id 'bad id'" in err
+    result = applier("upgrade", "--online", "--adopt-business-id", "bad id", "--dsn", empty_dsn)
+    assert result.returncode == 2 and "invalid business_id 'bad id'" in result.stderr
     with psycopg.connect(empty_dsn) as conn:
         assert catalog.snapshot(conn) == snapshot
         assert digests(conn, columns) == before

@@ -22,7 +22,7 @@ from psycopg import sql
 from rls_helpers import APP, OWNER, scratch_database
 from runners import ROOT, applier
 from runners import psql as run_psql
-from store import load_queries, params, seed
+from store import UPSTREAM_VERSION, load_queries, params, seed
 from upstream import make_store
 
 from applier import rls
@@ -262,7 +262,7 @@ def test_a_fresh_install_into_a_planted_database_is_refused_unchanged(new_databa
 @pytest.mark.parametrize("route", ["offline", "online", "psql"])
 def test_converting_a_planted_upstream_store_is_refused_unchanged(new_database, psql, route):
     dsn = new_database()
-    make_store(dsn, 15)
+    make_store(dsn, UPSTREAM_VERSION)
     with psycopg.connect(dsn, autocommit=True) as admin:
         assert carry_over_and_plant(admin, dsn) > 1000
         if route == "psql":
@@ -272,7 +272,7 @@ def test_converting_a_planted_upstream_store_is_refused_unchanged(new_database, 
             flags = ["--online"] if route == "online" else []
             result = applier("upgrade", "--adopt-business-id", ACME, *flags, "--dsn", dsn)
             assert result.returncode == 2 and "refusing to run" in result.stderr
-        assert admin.execute("SELECT version FROM whatsmeow_version").fetchone()[0] == 15
+        assert admin.execute("SELECT version FROM whatsmeow_version").fetchone()[0] == UPSTREAM_VERSION
         assert admin.execute(
             "SELECT count(*) FROM pg_attribute WHERE attname = 'business_id' AND attrelid::regclass::text LIKE 'whatsmeow%%'"
         ).fetchone()[0] == 0

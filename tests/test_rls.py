@@ -10,7 +10,6 @@ rolls back what it writes.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from dataclasses import dataclass
 
@@ -35,6 +34,7 @@ from rls_helpers import (
     sqlstate_of,
     tenant,
 )
+from runners import psql as run_psql
 from store import (
     DEVICE_CHILDREN,
     OUR_JID,
@@ -663,10 +663,7 @@ def test_roles_refuse_an_app_role_that_would_bypass_rls(db):
 
 
 def _psql(psql, dsn: str, *files: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [str(psql), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn]
-    for name in files:
-        command += ["-f", str(RLS_DIR / name)]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False)
+    return run_psql(psql, dsn, *(arg for name in files for arg in ("-f", str(RLS_DIR / name))), env=env)
 
 
 def test_rls_files_run_twice_in_a_row_with_psql(psql, db_dsn):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from store import TENANT_TABLES, load_queries
+from store import LATEST_COMPAT, LATEST_VERSION, TENANT_TABLES, load_queries
 
 UPSTREAM_V15 = Path(__file__).parent / "fixtures" / "upstream-v15.sql"
 
@@ -33,8 +33,8 @@ def test_all_sixteen_upstream_tables_exist(db):
     assert tables == set(TENANT_TABLES) | {"whatsmeow_version"}
 
 
-def test_version_row_is_v17_compat_16(db):
-    assert db.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
+def test_version_row_is_the_latest_version_and_compat(db):
+    assert db.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(LATEST_VERSION, LATEST_COMPAT)]
 
 
 def test_business_id_is_not_null_text_in_every_table(db):

@@ -10,6 +10,7 @@ from runners import psql as run_psql
 from applier import catalog
 from applier.steps import (
     FILE_NAME,
+    MULTI_TENANT_SINCE,
     UPGRADES_DIR,
     latest_compat,
     latest_version,
@@ -41,10 +42,13 @@ def test_file_prefix_matches_header_without_gaps_or_duplicates():
     assert steps[0].to_version == latest_version(steps)
 
 
-def test_fresh_install_step_reaches_v17_compat_16():
+def test_fresh_install_step_reaches_the_latest_version_in_one_transaction():
     fresh = parse_step(UPGRADES_DIR / "00-latest-schema.sql")
-    assert (fresh.from_version, fresh.to_version, fresh.compat, fresh.transaction) == (0, 17, 16, True)
-    assert (latest_version(load_steps()), latest_compat(load_steps())) == (17, 16)
+    steps = load_steps()
+    assert (fresh.from_version, fresh.to_version, fresh.compat, fresh.transaction) == (
+        0, latest_version(steps), latest_compat(steps), True)
+    # Upstream code must refuse the multi-tenant line: its compat is past every upstream version.
+    assert latest_compat(steps) >= MULTI_TENANT_SINCE
 
 
 def test_psql_entry_point_writes_the_latest_version_row():

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from runners import applier
+from store import UPSTREAM_VERSION
 from upstream import make_store
 
 from applier import catalog, rls, verify
@@ -111,7 +112,7 @@ def test_verify_changes_nothing_and_leaves_no_scratch_schema(db):
 
 
 def test_converted_upstream_store_verifies_clean(empty_dsn):
-    make_store(empty_dsn, 15)
+    make_store(empty_dsn, UPSTREAM_VERSION)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         upgrade(conn, adopt_business_id="acme", quiet=True)
     result = applier("verify", "--dsn", empty_dsn)
@@ -134,7 +135,7 @@ def test_store_in_a_schema_of_its_own_verifies_and_reports_in_it(empty_dsn):
 @pytest.mark.parametrize("kind", ["empty", "upstream"])
 def test_verify_refuses_an_empty_or_upstream_database_with_exit_2(empty_dsn, kind):
     if kind == "upstream":
-        make_store(empty_dsn, 15)
+        make_store(empty_dsn, UPSTREAM_VERSION)
     result = applier("verify", "--dsn", empty_dsn)
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()[-1]
