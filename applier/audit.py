@@ -1,7 +1,6 @@
 """`audit`: re-apply the audit views of audits/ and report what they find.
 
-The files in audits/ carry their own BEGIN/COMMIT for psql; like `rls`, the
-applier blanks those two lines and runs every file in one transaction, so the
+The files of audits/ run in one transaction (applier.sqlfile.run_files), so the
 views are replaced together or not at all. Invariant violations come from the
 view whatsmeow_audit.findings (exit 1 when it has rows); the informational views
 are printed and never change the exit code.
@@ -28,7 +27,7 @@ from applier.database import (
     release_lock,
 )
 from applier.errors import ApplierError
-from applier.sqlfile import read_wrapped, sql_error
+from applier.sqlfile import run_files, sql_error
 from applier.steps import PACKAGE_ROOT
 
 AUDITS_DIR = PACKAGE_ROOT / "audits"
@@ -71,13 +70,7 @@ def audit_files(folder: Path = AUDITS_DIR) -> list[Path]:
 def apply_audits(conn: psycopg.Connection) -> int:
     """(Re)create every audit view in one transaction; returns the number of files applied."""
     files = audit_files()
-    with conn.transaction():
-        for path in files:
-            text = read_wrapped(path, f"audits/{path.name}")
-            try:
-                conn.execute(text)
-            except psycopg.Error as exc:
-                raise sql_error(f"audits/{path.name}", text, exc) from exc
+    run_files(conn, files)
     return len(files)
 
 

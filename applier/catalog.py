@@ -17,7 +17,7 @@ QUERIES = {
         JOIN pg_class AS c ON c.oid = a.attrelid
         LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         LEFT JOIN pg_collation AS coll ON coll.oid = a.attcollation AND a.attcollation <> 100
-        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
+        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND c.relname LIKE 'whatsmeow\_%' AND a.attnum > 0 AND NOT a.attisdropped
     """,
     "constraints": r"""
@@ -39,7 +39,7 @@ QUERIES = {
     "row_security": r"""
         SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity
         FROM pg_class AS c
-        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
+        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND c.relname LIKE 'whatsmeow\_%'
     """,
     "functions": r"""

@@ -172,7 +172,7 @@ def read_state(conn: psycopg.Connection) -> StoreState:
         for row in conn.execute(
             """
             SELECT c.relname FROM pg_class AS c
-            WHERE c.relkind IN ('r', 'p') AND c.relname LIKE 'whatsmeow\\_%'
+            WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname LIKE 'whatsmeow\\_%'
               AND c.relnamespace = quote_ident(current_schema())::regnamespace
             ORDER BY c.relname
             """

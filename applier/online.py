@@ -10,7 +10,6 @@ converter for at most about that long.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,9 +18,9 @@ import psycopg
 from psycopg import sql
 
 from applier.errors import ApplierError
+from applier.sqlfile import scratch_schema
 from applier.steps import load_steps
 
-SCRATCH = f"whatsmeow_reference_{os.getpid()}"
 TEMP_SUFFIX = "_online"
 
 
@@ -46,61 +45,51 @@ class Target:
 
 def read_target(conn: psycopg.Connection) -> Target:
     target = Target()
-    try:
-        with conn.transaction():
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCRATCH)))
-            conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(SCRATCH)))
-            conn.execute(load_steps()[0].sql)
-            target.function_sql = conn.execute(
-                "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
-            ).fetchone()[0].replace(f"{SCRATCH}.", "")
-            target.tables = [r[0] for r in conn.execute(
-                "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
-                "AND relkind = 'r' ORDER BY oid")]
-            for table, name, kind, definition, columns in conn.execute(
-                """
-                SELECT c.conrelid::regclass::text, c.conname, c.contype::text, pg_get_constraintdef(c.oid),
-                       ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, o)
-                             JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o)
-                FROM pg_constraint AS c WHERE c.connamespace = quote_ident(current_schema())::regnamespace ORDER BY c.oid
-                """
-            ):
-                if kind == "c" and columns == ["business_id"]:
-                    target.checks[table] = (name, definition)
-                elif kind in ("p", "u"):
-                    target.keys.append((table, name, kind, columns))
-                elif kind == "f":
-                    target.foreign_keys.append((table, name, definition))
-            target.indexes = [tuple(r) for r in conn.execute(
-                """
-                SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text,
-                       ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(n, o)
-                             JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
-                       pg_get_expr(i.indpred, i.indrelid)
-                FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
-                WHERE c.relnamespace = quote_ident(current_schema())::regnamespace
-                  AND NOT EXISTS (SELECT FROM pg_constraint AS con WHERE con.conindid = i.indexrelid)
-                ORDER BY i.indexrelid
-                """
-            )]
-            # Columns whose collation is not the database default, such as the C-collated peer ids.
-            target.collations = {(table, column): (type_, collation) for table, column, type_, collation in conn.execute(
-                """
-                SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), coll.collname::text
-                FROM pg_attribute AS a
-                JOIN pg_class AS c ON c.oid = a.attrelid
-                JOIN pg_collation AS coll ON coll.oid = a.attcollation
-                WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
-                  AND a.attnum > 0 AND NOT a.attisdropped AND a.attcollation <> 100  -- the database default
-                """)}
-            raise _Rollback
-    except _Rollback:
-        pass
+    with scratch_schema(conn, "reference") as scratch:
+        conn.execute(load_steps()[0].sql)
+        target.function_sql = conn.execute(
+            "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
+        ).fetchone()[0].replace(f"{scratch}.", "")
+        target.tables = [r[0] for r in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
+            "AND relkind = 'r' ORDER BY oid")]
+        for table, name, kind, definition, columns in conn.execute(
+            """
+            SELECT c.conrelid::regclass::text, c.conname, c.contype::text, pg_get_constraintdef(c.oid),
+                   ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, o)
+                         JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o)
+            FROM pg_constraint AS c WHERE c.connamespace = quote_ident(current_schema())::regnamespace ORDER BY c.oid
+            """
+        ):
+            if kind == "c" and columns == ["business_id"]:
+                target.checks[table] = (name, definition)
+            elif kind in ("p", "u"):
+                target.keys.append((table, name, kind, columns))
+            elif kind == "f":
+                target.foreign_keys.append((table, name, definition))
+        target.indexes = [tuple(r) for r in conn.execute(
+            """
+            SELECT i.indrelid::regclass::text, i.indexrelid::regclass::text,
+                   ARRAY(SELECT a.attname::text FROM unnest(i.indkey) WITH ORDINALITY AS k(n, o)
+                         JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
+                   pg_get_expr(i.indpred, i.indrelid)
+            FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+            WHERE c.relnamespace = quote_ident(current_schema())::regnamespace
+              AND NOT EXISTS (SELECT FROM pg_constraint AS con WHERE con.conindid = i.indexrelid)
+            ORDER BY i.indexrelid
+            """
+        )]
+        # Columns whose collation is not the database default, such as the C-collated peer ids.
+        target.collations = {(table, column): (type_, collation) for table, column, type_, collation in conn.execute(
+            """
+            SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), coll.collname::text
+            FROM pg_attribute AS a
+            JOIN pg_class AS c ON c.oid = a.attrelid
+            JOIN pg_collation AS coll ON coll.oid = a.attcollation
+            WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
+              AND a.attnum > 0 AND NOT a.attisdropped AND a.attcollation <> 100  -- the database default
+            """)}
     return target
-
-
-class _Rollback(Exception):
-    pass
 
 
 class Converter:
@@ -275,13 +264,9 @@ def ensure_function(conn: psycopg.Connection, function_sql: str) -> None:
 
 def check_business_id(conn: psycopg.Connection, target: Target, business_id: str) -> None:
     """Apply the database's own rule to the ID, leaving nothing behind."""
-    try:
-        with conn.transaction():
-            ensure_function(conn, target.function_sql)
-            valid = conn.execute("SELECT whatsmeow_business_id_is_valid(%s)", (business_id,)).fetchone()[0]
-            raise _Rollback
-    except _Rollback:
-        pass
+    with conn.transaction(force_rollback=True):
+        ensure_function(conn, target.function_sql)
+        valid = conn.execute("SELECT whatsmeow_business_id_is_valid(%s)", (business_id,)).fetchone()[0]
     if not valid:
         raise ApplierError(f"invalid business_id {business_id!r}: must be 1 to 64 characters of "
                            "A-Z, a-z, 0-9, _ and -")

@@ -1,8 +1,6 @@
 """`rls`: tenant row-level security: enable, disable, roles and status.
 
-Each action runs files from rls/ in one transaction. The files carry their own
-BEGIN/COMMIT for psql; the applier takes those two lines out and supplies the
-transaction itself, so several files apply together or not at all.
+Each action runs files from rls/ in one transaction (applier.sqlfile.run_files).
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from applier.errors import ApplierError
-from applier.sqlfile import read_wrapped, sql_error
+from applier.sqlfile import read_wrapped, run_files, sql_error
 from applier.steps import PACKAGE_ROOT
 
 RLS_DIR = PACKAGE_ROOT / "rls"
@@ -57,15 +55,7 @@ def read_sql(name: str, *, wrapped: bool = True) -> str:
 
 def apply(conn: psycopg.Connection, names: tuple[str, ...], settings: dict[str, str] | None = None) -> None:
     """Run rls/ files in order inside one transaction (a savepoint if one is already open)."""
-    with conn.transaction():
-        for setting, value in (settings or {}).items():
-            conn.execute("SELECT set_config(%s, %s, TRUE)", (setting, value))
-        for name in names:
-            text = read_sql(name)
-            try:
-                conn.execute(text)
-            except psycopg.Error as exc:
-                raise sql_error(f"rls/{name}", text, exc) from exc
+    run_files(conn, [RLS_DIR / name for name in names], settings)
 
 
 def read_status(conn: psycopg.Connection) -> list[TableStatus]:

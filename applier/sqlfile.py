@@ -1,12 +1,22 @@
-"""Reading the package's SQL files and reporting their failures, the same way for every command."""
+"""Running the package's SQL files and reporting their failures, the same way for every command.
+
+The files in rls/ and audits/ carry their own BEGIN/COMMIT for psql; the applier
+blanks those two lines and supplies the transaction itself, so several files
+apply together or not at all.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from applier.errors import ApplierError
+from applier.steps import PACKAGE_ROOT
 
 # What to do about the failures people hit most, by SQLSTATE.
 HINTS = {
@@ -40,3 +50,30 @@ def sql_error(where: str, text: str | None, exc: psycopg.Error) -> ApplierError:
     detail = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
     todo = HINTS.get(exc.sqlstate or "")
     return ApplierError(f"{where}: {message}{detail} (SQLSTATE {exc.sqlstate})" + (f"; {todo}" if todo else ""))
+
+
+def run_files(conn: psycopg.Connection, paths: list[Path], settings: dict[str, str] | None = None) -> None:
+    """Run wrapped files in order inside one transaction (a savepoint if one is already open), after
+    setting each of `settings` for that transaction, as psql users do with PGOPTIONS."""
+    with conn.transaction():
+        for setting, value in (settings or {}).items():
+            conn.execute("SELECT set_config(%s, %s, TRUE)", (setting, value))
+        for path in paths:
+            label = path.relative_to(PACKAGE_ROOT).as_posix()
+            text = read_wrapped(path, label)
+            try:
+                conn.execute(text)
+            except psycopg.Error as exc:
+                raise sql_error(label, text, exc) from exc
+
+
+@contextmanager
+def scratch_schema(conn: psycopg.Connection, purpose: str) -> Iterator[str]:
+    """A schema of its own, first on the search_path, inside a transaction that is always rolled back:
+    the package's own SQL builds a reference there to be read, and nothing of it stays. Yields the
+    schema's name."""
+    name = f"whatsmeow_{purpose}_{os.getpid()}"
+    with conn.transaction(force_rollback=True):
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(name)))
+        yield name

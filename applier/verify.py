@@ -17,14 +17,13 @@ compared; `audit` checks those.
 from __future__ import annotations
 
 import difflib
-import os
 
 import psycopg
-from psycopg import sql
 
 from applier import catalog, rls
 from applier.database import StoreState, read_state
 from applier.errors import ApplierError, DatabaseNewerError
+from applier.sqlfile import scratch_schema
 from applier.steps import MULTI_TENANT_SINCE, VERSION_TABLE_SQL, latest_version, load_steps, plan
 
 # The fields of each kind of catalog row (catalog.QUERIES), and how many of them
@@ -98,12 +97,9 @@ def live_rls(live: dict[str, set[tuple]]) -> tuple[bool, bool, bool]:
 
 def expected_snapshot(conn: psycopg.Connection, live: dict[str, set[tuple]]) -> dict[str, set[tuple]]:
     """Build the package's schema in a scratch schema and picture it; everything is rolled back."""
-    scratch = f"whatsmeow_verify_{os.getpid()}"
     enabled, forced, tenant_function = live_rls(live)
     try:
-        with conn.transaction(force_rollback=True):
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(scratch)))
-            conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(scratch)))
+        with scratch_schema(conn, "verify"):
             conn.execute(VERSION_TABLE_SQL.read_text(encoding="utf-8"))
             conn.execute(load_steps()[0].sql)
             files = (rls.CONTEXT,) if tenant_function else ()

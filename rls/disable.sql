@@ -22,7 +22,8 @@ BEGIN
         WHERE
             c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = store)
             AND c.relkind IN ('r', 'p')
-            AND c.relname LIKE 'whatsmeow\_%'
+            AND NOT c.relispartition
+            AND starts_with(c.relname::TEXT, 'whatsmeow_')
             AND EXISTS (
                 SELECT FROM pg_attribute AS a
                 WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped

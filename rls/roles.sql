@@ -125,6 +125,7 @@ BEGIN
         WHERE
             c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = store)
             AND c.relkind IN ('r', 'p')
+            AND NOT c.relispartition
             AND starts_with(c.relname::TEXT, 'whatsmeow_')
         ORDER BY c.relname
     LOOP

@@ -18,6 +18,7 @@ WHERE
         WHERE n.nspname = pg_catalog.current_schema()
     )
     AND c.relkind IN ('r', 'p')
+    AND NOT c.relispartition
     AND pg_catalog.starts_with(c.relname::TEXT, 'whatsmeow_')
     AND EXISTS (
         SELECT FROM pg_catalog.pg_attribute AS a
