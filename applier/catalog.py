@@ -42,6 +42,12 @@ QUERIES = {
         WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
           AND c.relname LIKE 'whatsmeow\_%'
     """,
+    "comments": r"""
+        SELECT c.relname, obj_description(c.oid, 'pg_class')
+        FROM pg_class AS c
+        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind IN ('r', 'p')
+          AND NOT c.relispartition AND c.relname LIKE 'whatsmeow\_%' AND obj_description(c.oid, 'pg_class') IS NOT NULL
+    """,
     "functions": r"""
         SELECT p.proname, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
         FROM pg_proc AS p

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from applier.errors import ApplierError
 from applier.sqlfile import scratch_schema
-from applier.steps import load_steps
+from applier.steps import VERSION_TABLE_SQL, load_steps
 
 TEMP_SUFFIX = "_online"
 
@@ -29,6 +29,7 @@ class Target:
     """What the fresh install creates, per table, in creation order (parents first)."""
 
     function_sql: str = ""
+    version_comment: str | None = None
     tables: list[str] = field(default_factory=list)
     checks: dict[str, tuple[str, str]] = field(default_factory=dict)  # table -> (name, definition)
     keys: list[tuple[str, str, str, list[str]]] = field(default_factory=list)  # table, name, p/u, columns
@@ -46,13 +47,16 @@ class Target:
 def read_target(conn: psycopg.Connection) -> Target:
     target = Target()
     with scratch_schema(conn, "reference") as scratch:
+        # The fresh install expects the version table, as dbutil creates it first.
+        conn.execute(VERSION_TABLE_SQL.read_text(encoding="utf-8"))
         conn.execute(load_steps()[0].sql)
+        target.version_comment = conn.execute("SELECT obj_description('whatsmeow_version'::regclass)").fetchone()[0]
         target.function_sql = conn.execute(
             "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
         ).fetchone()[0].replace(f"{scratch}.", "")
         target.tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
-            "AND relkind = 'r' ORDER BY oid")]
+            "AND relkind = 'r' AND relname <> 'whatsmeow_version' ORDER BY oid")]
         for table, name, kind, definition, columns in conn.execute(
             """
             SELECT c.conrelid::regclass::text, c.conname, c.contype::text, pg_get_constraintdef(c.oid),

@@ -29,7 +29,8 @@ PACKAGE_ROOT = _sql_root()
 UPGRADES_DIR = PACKAGE_ROOT / "upgrades"
 VERSION_TABLE_SQL = PACKAGE_ROOT / "schema" / "version-table.sql"
 
-# The first multi-tenant version; everything below it is upstream's single-tenant line.
+# The first multi-tenant version; everything below it is upstream's single-tenant line. The
+# multi-tenant line was renumbered from v17 to v1000 (18-multi-tenant-version-line.sql).
 MULTI_TENANT_SINCE = 16
 
 HEADER = re.compile(r"^-- (?:v(\d+) -> )?v(\d+)(?: \(compatible with v(\d+)\+\))?: (.+)$")
@@ -96,10 +97,18 @@ def latest_compat(steps: dict[int, Step]) -> int:
     return max(steps.values(), key=lambda step: step.to_version).compat
 
 
+def known_versions(steps: dict[int, Step]) -> int:
+    """How many versions dbutil counts for these files: its table holds one slot per version a step
+    starts from, up to the highest, so a jump such as v999 -> v1000 makes it 1000. A database whose
+    compat is above this count is refused, by dbutil and by this package alike."""
+    return max(steps) + 1
+
+
 def plan(version: int, compat: int, steps: dict[int, Step]) -> list[Step]:
-    """The steps that bring a database at `version` to the latest, the way dbutil walks them."""
+    """The steps that bring a database at `version` to the latest, the way dbutil walks them: a version
+    that no step starts from is stepped over (the multi-tenant line jumps from v17 to v999 -> v1000)."""
     latest = latest_version(steps)
-    if compat > latest:
+    if compat > known_versions(steps):
         raise DatabaseNewerError(
             f"the database is at v{version} (compatible down to v{compat}), newer than this package, "
             f"which knows up to v{latest}; upgrade the package instead"
@@ -108,7 +117,8 @@ def plan(version: int, compat: int, steps: dict[int, Step]) -> list[Step]:
     while version < latest:
         step = steps.get(version)
         if step is None:
-            raise ApplierError(f"no upgrade step starts at v{version}; the database cannot be brought to v{latest}")
+            version += 1
+            continue
         path.append(step)
         version = step.to_version
     return path

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from applier.database import StoreState, acquire_lock, read_state, release_lock
 from applier.errors import ApplierError
@@ -194,7 +195,8 @@ def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int,
     """Upstream's remaining steps one by one, then the online conversion to the latest schema and the version row."""
     from applier.online import Converter, check_business_id, read_target
 
-    check_business_id(conn, read_target(conn), business_id)
+    target = read_target(conn)
+    check_business_id(conn, target, business_id)
     path = plan(state.version, state.compat, steps)
     upstream_steps = [step for step in path if step.to_version < MULTI_TENANT_SINCE]
     for step in upstream_steps if state.kind == "upstream-single-tenant" else []:
@@ -207,6 +209,7 @@ def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int,
     with conn.transaction():
         for statement in [*version_table_statements(read_state(conn)), *step_statements(final)[1:]]:
             conn.execute(statement.sql, statement.params)
+        conn.execute(sql.SQL("COMMENT ON TABLE whatsmeow_version IS {}").format(sql.Literal(target.version_comment)))
     if not quiet:
         print(f"converted online to v{final.to_version} in {time.monotonic() - started:.2f}s; longest exclusive "
               f"lock held or awaited: {converter.longest_lock_wait:.3f}s", file=sys.stderr)

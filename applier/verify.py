@@ -35,10 +35,12 @@ FIELDS = {
     "indexes": (("table", "index"), ("definition",)),
     "policies": (("table", "policy"), ("permissive", "roles", "command", "using", "with check")),
     "row_security": (("table",), ("enabled", "forced")),
+    "comments": (("table",), ("comment",)),
     "functions": (("function", "arguments"), ("definition",)),
 }
 SINGULAR = {"columns": "column", "constraints": "constraint", "indexes": "index", "policies": "policy",
-            "row_security": "row security", "functions": "function"}
+            "row_security": "row security", "comments": "comment",
+            "functions": "function"}
 TENANT_FUNCTION = "whatsmeow_set_tenant"
 
 
@@ -134,6 +136,8 @@ def _details(kind: str, row: tuple) -> str:
         return row[2].split("\n", 1)[0]
     if kind == "policies":
         return f"AS {row[2]} FOR {row[4]} TO {row[3]} USING {row[5]} WITH CHECK {row[6]}"
+    if kind == "comments":
+        return repr(row[1])
     return f"enabled {row[1]}, forced {row[2]}"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from runners import psql as run_psql
-from store import TENANT_TABLES, seed, tenant_rows
+from store import LATEST_VERSION, TENANT_TABLES, seed, tenant_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "schema" / "citus-distribute.sql"
@@ -102,7 +102,7 @@ def probe_role(pg_cluster):
 
 @pytest.fixture
 def stubbed(db):
-    """A v17 store with two tenants' rows, on a database whose Citus functions are stand-ins."""
+    """A store at the latest version with two tenants' rows, on a database whose Citus functions are stand-ins."""
     seed(db, "acme")
     seed(db, "globex")
     db.execute(STUBS)
@@ -202,12 +202,12 @@ def test_without_citus_the_script_refuses_and_changes_nothing(db, db_dsn, psql):
     assert _foreign_keys(db) == before
 
 
-def test_a_store_that_is_not_at_v17_is_refused_unchanged(stubbed, db_dsn, psql):
+def test_a_store_that_is_not_at_the_latest_version_is_refused_unchanged(stubbed, db_dsn, psql):
     stubbed.execute("UPDATE whatsmeow_version SET version = 15, compat = 8")
     before = _foreign_keys(stubbed)
     result = _distribute(psql, db_dsn)
     assert result.returncode != 0
-    assert "distributes a v17 store only" in result.stderr
+    assert f"distributes a v{LATEST_VERSION} store only" in result.stderr
     assert _foreign_keys(stubbed) == before
     assert stubbed.execute("SELECT count(*) FROM citus_calls").fetchone() == (0,)
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from rls_helpers import APP, plan_nodes, set_role, tenant
-from store import OUR_JID, insert_device, load_queries, seed
+from store import LATEST_COMPAT, LATEST_VERSION, OUR_JID, UPSTREAM_VERSION, insert_device, load_queries, seed
 from upstream import digests, make_store, upstream_columns
 
 from applier import catalog, rls
@@ -126,8 +126,8 @@ def test_only_the_peer_id_columns_change_collation(db):
                              ("whatsmeow_sender_keys", "sender_id", "C")}
 
 
-def test_a_v16_store_of_two_tenants_upgrades_to_v17_keeping_every_row(empty_dsn, fresh_catalog):
-    make_store(empty_dsn, 15)
+def test_a_v16_store_of_two_tenants_upgrades_to_the_latest_keeping_every_row(empty_dsn, fresh_catalog):
+    make_store(empty_dsn, UPSTREAM_VERSION)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         # v16 as it was released: the conversion step alone.
         execute(conn, transactions(read_state(conn), [load_steps()[15]], "acme"), quiet=True)
@@ -139,7 +139,7 @@ def test_a_v16_store_of_two_tenants_upgrades_to_v17_keeping_every_row(empty_dsn,
 
         applied = upgrade(conn, quiet=True)
 
-        assert [step.to_version for step in applied] == [17]
+        assert [step.to_version for step in applied] == [17, LATEST_VERSION]
         assert digests(conn, columns) == before
         assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
-        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(17, 16)]
+        assert conn.execute("SELECT version, compat FROM whatsmeow_version").fetchall() == [(LATEST_VERSION, LATEST_COMPAT)]

@@ -84,7 +84,7 @@ def test_the_config_skips_only_named_steps_released_before_squawk():
 
 def test_a_new_step_that_builds_an_index_under_a_write_lock_is_flagged(tmp_path):
     found = _probe(tmp_path, (
-        "-- v17 -> v18 (compatible with v16+): Probe\n"
+        "-- v1000 -> v1001 (compatible with v1000+): Probe\n"
         "SET LOCAL lock_timeout = '5s';\n"
         "SET LOCAL statement_timeout = 0;\n"
         "CREATE INDEX whatsmeow_device_lid_idx ON whatsmeow_device (business_id, lid);\n"
@@ -94,7 +94,7 @@ def test_a_new_step_that_builds_an_index_under_a_write_lock_is_flagged(tmp_path)
 
 def test_a_transaction_off_step_may_build_an_index_concurrently(tmp_path):
     text = (
-        "-- v17 -> v18 (compatible with v16+): Probe\n"
+        "-- v1000 -> v1001 (compatible with v1000+): Probe\n"
         "-- transaction: off\n"
         "SET lock_timeout = '5s';\n"
         "SET statement_timeout = 0;\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from runners import applier
-from store import UPSTREAM_VERSION
+from store import LATEST_VERSION, UPSTREAM_VERSION
 from upstream import make_store
 
 from applier import catalog, rls, verify
@@ -27,7 +27,7 @@ def test_clean_install_verifies_with_exit_0_and_prints_nothing(db_dsn):
     result = applier("verify", "--dsn", db_dsn)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout == ""
-    assert "schema public matches the package's v17 definition" in result.stderr
+    assert f"schema public matches the package's v{LATEST_VERSION} definition" in result.stderr
 
 
 def test_dropped_index_is_missing_and_fails_with_exit_1(db, db_dsn):

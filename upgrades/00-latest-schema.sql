@@ -1,7 +1,8 @@
--- v0 -> v17 (compatible with v16+): Latest multi-tenant schema
--- Upstream whatsmeow v15 with every table keyed by business_id. Compat 16 makes
--- unmodified upstream code, which knows 15 versions, refuse this database
--- instead of writing rows without a tenant.
+-- v0 -> v1000 (compatible with v1000+): Latest multi-tenant schema
+-- Upstream whatsmeow v15 with every table keyed by business_id. Compat 1000
+-- makes unmodified upstream code, which knows far fewer versions, refuse this
+-- database instead of writing rows without a tenant (see
+-- 18-multi-tenant-version-line.sql).
 
 -- The one definition of a valid tenant key, used by every table's CHECK and by
 -- the tenant context. A CHECK on plain TEXT rather than a domain, because Citus
@@ -270,3 +271,6 @@ CREATE TABLE whatsmeow_retry_buffer (
 
 CREATE INDEX whatsmeow_retry_buffer_timestamp_idx
 ON whatsmeow_retry_buffer (business_id, our_jid, timestamp);
+
+COMMENT ON TABLE whatsmeow_version IS
+'whatsmeow multi-tenant store: versions from 1000 on belong to the multi-tenant line, never to upstream whatsmeow';
