@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from applier.errors import ApplierError, DatabaseNewerError
-from applier.steps import MULTI_TENANT_SINCE, PACKAGE_ROOT, known_versions, latest_version, load_steps
+from applier.errors import ApplierError
+from applier.steps import MULTI_TENANT_SINCE, PACKAGE_ROOT, load_steps, refuse_unknown_compat
 
 APPLICATION_NAME = "whatsmeow-tenancy"
 # Session-level advisory lock that serializes appliers: the bytes of "whatsmeo".
@@ -214,10 +214,4 @@ def read_state(conn: psycopg.Connection) -> StoreState:
 
 def refuse_newer(state: StoreState) -> None:
     """Exit 3, before any change, for a database whose compat is newer than every version this package knows."""
-    steps = load_steps()
-    latest = latest_version(steps)
-    if state.compat > known_versions(steps):
-        raise DatabaseNewerError(
-            f"the database is at v{state.version} (compatible down to v{state.compat}), newer than this package, "
-            f"which knows up to v{latest}; refusing to change it: upgrade the package instead"
-        )
+    refuse_unknown_compat(state.version, state.compat, load_steps())

@@ -18,8 +18,7 @@ import psycopg
 from psycopg import sql
 
 from applier.errors import ApplierError
-from applier.sqlfile import scratch_schema
-from applier.steps import VERSION_TABLE_SQL, load_steps
+from applier.sqlfile import fresh_install_scratch
 
 TEMP_SUFFIX = "_online"
 
@@ -46,10 +45,7 @@ class Target:
 
 def read_target(conn: psycopg.Connection) -> Target:
     target = Target()
-    with scratch_schema(conn, "reference") as scratch:
-        # The fresh install expects the version table, as dbutil creates it first.
-        conn.execute(VERSION_TABLE_SQL.read_text(encoding="utf-8"))
-        conn.execute(load_steps()[0].sql)
+    with fresh_install_scratch(conn, "reference") as scratch:
         target.version_comment = conn.execute("SELECT obj_description('whatsmeow_version'::regclass)").fetchone()[0]
         target.function_sql = conn.execute(
             "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"

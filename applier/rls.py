@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import psycopg
 
 from applier.errors import ApplierError
-from applier.sqlfile import read_wrapped, run_files, sql_error
+from applier.sqlfile import run_files, sql_error
 from applier.steps import PACKAGE_ROOT
 
 RLS_DIR = PACKAGE_ROOT / "rls"
@@ -42,17 +42,6 @@ class TableStatus:
         return self.enabled and self.policy
 
 
-def read_sql(name: str, *, wrapped: bool = True) -> str:
-    """The text of rls/<name>; a wrapped file's BEGIN;/COMMIT; are left to the caller's transaction."""
-    path = RLS_DIR / name
-    if wrapped:
-        return read_wrapped(path, f"rls/{name}")
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ApplierError(f"cannot read {path}: {exc.strerror}") from exc
-
-
 def apply(conn: psycopg.Connection, names: tuple[str, ...], settings: dict[str, str] | None = None) -> None:
     """Run rls/ files in order inside one transaction (a savepoint if one is already open)."""
     run_files(conn, [RLS_DIR / name for name in names], settings)
@@ -60,7 +49,11 @@ def apply(conn: psycopg.Connection, names: tuple[str, ...], settings: dict[str, 
 
 def read_status(conn: psycopg.Connection) -> list[TableStatus]:
     """Row-level security of each tenant table, in name order."""
-    text = read_sql(STATUS, wrapped=False)
+    path = RLS_DIR / STATUS
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ApplierError(f"cannot read {path}: {exc.strerror}") from exc
     try:
         rows = conn.execute(text).fetchall()
     except psycopg.Error as exc:

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from applier.errors import ApplierError
-from applier.steps import PACKAGE_ROOT
+from applier.steps import PACKAGE_ROOT, VERSION_TABLE_SQL, load_steps
 
 # What to do about the failures people hit most, by SQLSTATE.
 HINTS = {
@@ -68,12 +68,14 @@ def run_files(conn: psycopg.Connection, paths: list[Path], settings: dict[str, s
 
 
 @contextmanager
-def scratch_schema(conn: psycopg.Connection, purpose: str) -> Iterator[str]:
-    """A schema of its own, first on the search_path, inside a transaction that is always rolled back:
-    the package's own SQL builds a reference there to be read, and nothing of it stays. Yields the
-    schema's name."""
+def fresh_install_scratch(conn: psycopg.Connection, purpose: str) -> Iterator[str]:
+    """The package's fresh install (the version table, then the v0 step, as dbutil runs them) in a
+    schema of its own, first on the search_path, inside a transaction that is always rolled back: a
+    reference to read, of which nothing stays. Yields the schema's name."""
     name = f"whatsmeow_{purpose}_{os.getpid()}"
     with conn.transaction(force_rollback=True):
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
         conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(name)))
+        conn.execute(VERSION_TABLE_SQL.read_text(encoding="utf-8"))
+        conn.execute(load_steps()[0].sql)
         yield name

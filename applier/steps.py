@@ -104,15 +104,20 @@ def known_versions(steps: dict[int, Step]) -> int:
     return max(steps) + 1
 
 
-def plan(version: int, compat: int, steps: dict[int, Step]) -> list[Step]:
-    """The steps that bring a database at `version` to the latest, the way dbutil walks them: a version
-    that no step starts from is stepped over (the multi-tenant line jumps from v17 to v999 -> v1000)."""
-    latest = latest_version(steps)
+def refuse_unknown_compat(version: int, compat: int, steps: dict[int, Step]) -> None:
+    """Exit 3, before any change, for a database whose compat is above what these steps know."""
     if compat > known_versions(steps):
         raise DatabaseNewerError(
             f"the database is at v{version} (compatible down to v{compat}), newer than this package, "
-            f"which knows up to v{latest}; upgrade the package instead"
+            f"which knows up to v{latest_version(steps)}; refusing to change it: upgrade the package instead"
         )
+
+
+def plan(version: int, compat: int, steps: dict[int, Step]) -> list[Step]:
+    """The steps that bring a database at `version` to the latest, the way dbutil walks them: a version
+    that no step starts from is stepped over (the multi-tenant line jumps from v17 to v999 -> v1000)."""
+    refuse_unknown_compat(version, compat, steps)
+    latest = latest_version(steps)
     path = []
     while version < latest:
         step = steps.get(version)

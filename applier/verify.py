@@ -23,8 +23,8 @@ import psycopg
 from applier import catalog, rls
 from applier.database import StoreState, read_state
 from applier.errors import ApplierError, DatabaseNewerError
-from applier.sqlfile import scratch_schema
-from applier.steps import MULTI_TENANT_SINCE, VERSION_TABLE_SQL, latest_version, load_steps, plan
+from applier.sqlfile import fresh_install_scratch
+from applier.steps import MULTI_TENANT_SINCE, latest_version, load_steps, plan
 
 # The fields of each kind of catalog row (catalog.QUERIES), and how many of them
 # name the object; the rest describe it, so a row whose name matches but whose
@@ -101,9 +101,7 @@ def expected_snapshot(conn: psycopg.Connection, live: dict[str, set[tuple]]) -> 
     """Build the package's schema in a scratch schema and picture it; everything is rolled back."""
     enabled, forced, tenant_function = live_rls(live)
     try:
-        with scratch_schema(conn, "verify"):
-            conn.execute(VERSION_TABLE_SQL.read_text(encoding="utf-8"))
-            conn.execute(load_steps()[0].sql)
+        with fresh_install_scratch(conn, "verify"):
             files = (rls.CONTEXT,) if tenant_function else ()
             files += (rls.ENABLE,) if enabled else ()
             files += (rls.FORCE,) if forced else ()

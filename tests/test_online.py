@@ -5,19 +5,16 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
-from store import LATEST_COMPAT, LATEST_VERSION, UPSTREAM_VERSION
 from runners import applier, start_applier
+from store import LATEST_COMPAT, LATEST_VERSION, UPSTREAM_VERSION
 from upstream import DEVICES, PEERS, digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.database import APPLICATION_NAME
 from applier.upgrade import upgrade
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def assert_converted(dsn, fresh_catalog, before_digests, columns):

@@ -11,16 +11,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from store import LATEST_COMPAT, LATEST_VERSION, STEPS, UPSTREAM_VERSION
 from runners import applier, start_applier
 from runners import psql as run_psql
+from store import LATEST_COMPAT, LATEST_VERSION, STEPS, UPSTREAM_VERSION
 from upstream import digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.database import ADVISORY_LOCK_KEY, APPLICATION_NAME
 from applier.steps import plan
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def picture(dsn):

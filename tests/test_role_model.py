@@ -58,12 +58,17 @@ def _ok(result, expected: int = 0) -> str:
     return result.stdout + result.stderr
 
 
-def test_a_database_owner_with_createrole_runs_every_command(managed):
-    dsn, names, major = managed
-    admin = dsn("admin")
+def _install_with_roles(admin: str, names: dict) -> None:
+    """As the managed admin: install the schema, then the owner and application roles."""
     _ok(applier("upgrade", "--dsn", admin))
     _ok(applier("rls", "roles", "--app-role", names["app_role"], "--owner-role", names["owner_role"],
                 "--dsn", admin))
+
+
+def test_a_database_owner_with_createrole_runs_every_command(managed):
+    dsn, names, major = managed
+    admin = dsn("admin")
+    _install_with_roles(admin, names)
     _ok(applier("rls", "enable", "--dsn", admin))
     _ok(applier("verify", "--dsn", admin))
     _ok(applier("status", "--json", "--dsn", admin))
@@ -80,9 +85,7 @@ def test_a_database_owner_with_createrole_runs_every_command(managed):
 def test_logins_of_the_owner_and_application_roles_do_their_jobs(managed):
     dsn, names, major = managed
     admin = dsn("admin")
-    _ok(applier("upgrade", "--dsn", admin))
-    _ok(applier("rls", "roles", "--app-role", names["app_role"], "--owner-role", names["owner_role"],
-                "--dsn", admin))
+    _install_with_roles(admin, names)
     with psycopg.connect(admin, autocommit=True) as conn:
         seed(conn, "acme")
         seed(conn, "globex")
