@@ -29,12 +29,17 @@ class Target:
 
     function_sql: str = ""
     version_comment: str | None = None
+    # The other routines, as CREATE OR REPLACE statements, and whether PUBLIC loses EXECUTE.
+    routines: list[tuple[str, str, bool]] = field(default_factory=list)  # signature, definition, revoke from PUBLIC
     tables: list[str] = field(default_factory=list)
     checks: dict[str, tuple[str, str]] = field(default_factory=dict)  # table -> (name, definition)
     keys: list[tuple[str, str, str, list[str]]] = field(default_factory=list)  # table, name, p/u, columns
     foreign_keys: list[tuple[str, str, str]] = field(default_factory=list)  # table, name, definition
     indexes: list[tuple[str, str, list[str], str | None]] = field(default_factory=list)  # table, name, columns, WHERE
     collations: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # (table, column) -> type, collation
+    # Columns the multi-tenant line added after upstream's, such as message secrets' stored_at.
+    added_columns: list[tuple[str, str, str, bool, str | None]] = field(default_factory=list)  # table, name, type,
+    # NOT NULL, default
 
     def column(self, table: str, name: str) -> sql.Composable:
         """A key column as an index expression, in the collation the column will have."""
@@ -50,6 +55,19 @@ def read_target(conn: psycopg.Connection) -> Target:
         target.function_sql = conn.execute(
             "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
         ).fetchone()[0].replace(f"{scratch}.", "")
+        target.routines = [
+            (signature.removeprefix(f"{scratch}."), definition.replace(f"CREATE OR REPLACE {kind} {scratch}.", f"CREATE OR REPLACE {kind} "),
+             revoke)
+            for signature, definition, kind, revoke in conn.execute(
+                """
+                SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid),
+                       CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+                       p.proacl IS NOT NULL AND NOT EXISTS (SELECT FROM aclexplode(p.proacl) AS g WHERE g.grantee = 0)
+                FROM pg_proc AS p
+                WHERE p.pronamespace = quote_ident(current_schema())::regnamespace
+                  AND p.proname <> 'whatsmeow_business_id_is_valid'
+                ORDER BY p.oid
+                """)]
         target.tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
             "AND relkind = 'r' AND relname <> 'whatsmeow_version' ORDER BY oid")]
@@ -89,6 +107,18 @@ def read_target(conn: psycopg.Connection) -> Target:
             WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
               AND a.attnum > 0 AND NOT a.attisdropped AND a.attcollation <> 100  -- the database default
             """)}
+        target.added_columns = [tuple(r) for r in conn.execute(
+            """
+            SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                   pg_get_expr(d.adbin, d.adrelid)
+            FROM pg_attribute AS a
+            JOIN pg_class AS c ON c.oid = a.attrelid
+            LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind = 'r'
+              AND c.relname <> 'whatsmeow_version' AND a.attnum > 0 AND NOT a.attisdropped
+              AND a.attname <> 'business_id'
+            ORDER BY c.oid, a.attnum
+            """)]
     return target
 
 
@@ -125,9 +155,9 @@ class Converter:
         raise ApplierError(f"online conversion: {what}: could not get a lock in {self.retries} tries; "
                            "retry when the database is quieter (the conversion resumes where it stopped)")
 
-    def has_column(self, table: str) -> bool:
-        return bool(self.one("SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'business_id' "
-                             "AND NOT attisdropped", (table,)))
+    def has_column(self, table: str, column: str = "business_id") -> bool:
+        return bool(self.one("SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s "
+                             "AND NOT attisdropped", (table, column)))
 
     def constraint(self, table: str, name: str):
         return self.conn.execute("SELECT contype::text, convalidated FROM pg_constraint "
@@ -154,6 +184,14 @@ class Converter:
                     "ALTER TABLE {} ADD COLUMN business_id TEXT NOT NULL DEFAULT {}").format(
                     sql.Identifier(table), sql.Literal(self.business_id)))
                 self.say(f"added business_id to {table}")
+        for table, column, type_, not_null, default in t.added_columns:
+            if not self.has_column(table, column):
+                # A default PostgreSQL can store once (now() is evaluated here) rewrites nothing.
+                self.briefly(f"adding {column} to {table}", sql.SQL("ALTER TABLE {} ADD COLUMN {} {}{}{}").format(
+                    sql.Identifier(table), sql.Identifier(column), sql.SQL(type_),
+                    sql.SQL(" NOT NULL" if not_null else ""),
+                    sql.SQL(f" DEFAULT {default}" if default is not None else "")))
+                self.say(f"added {column} to {table}")
         for table, (name, definition) in t.checks.items():
             if not self.constraint(table, name):
                 self.briefly(f"adding {name}", sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {} NOT VALID").format(
@@ -167,6 +205,11 @@ class Converter:
         self.remove_orphans()
         for table, name, _ in t.foreign_keys:
             self.validate(table, name)
+        with self.conn.transaction():
+            for signature, definition, revoke in t.routines:
+                self.conn.execute(definition)
+                if revoke:
+                    self.conn.execute(f"REVOKE ALL ON ROUTINE {signature} FROM PUBLIC")
 
     def check_tenant(self) -> None:
         """Refuse to resume an interrupted conversion under another tenant."""

@@ -236,10 +236,17 @@ WHERE
     AND (
         (
             starts_with(p.proname::TEXT, 'whatsmeow_')
-            AND (p.proname, pg_get_function_identity_arguments(p.oid)) NOT IN (
-                ('whatsmeow_business_id_is_valid', 'business_id text'),
-                ('whatsmeow_set_tenant', 'business_id text'),
-                ('whatsmeow_current_tenant', '')
+            -- The same list as rls/roles.sql, which re-owns these.
+            AND p.oid NOT IN (
+                SELECT coalesce(to_regprocedure(format('%I.%s', current_schema(), signature)), 0)
+                FROM unnest(ARRAY[
+                    'whatsmeow_business_id_is_valid(text)',
+                    'whatsmeow_set_tenant(text)',
+                    'whatsmeow_current_tenant()',
+                    'whatsmeow_retention_horizons(interval)',
+                    'whatsmeow_prune_candidates(text,interval)',
+                    'whatsmeow_prune(text,interval,integer)'
+                ]) AS signature
             )
         )
         OR EXISTS (

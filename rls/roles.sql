@@ -139,19 +139,24 @@ BEGIN
     END LOOP;
 
     -- The package's own functions only: a function someone else put in the schema
-    -- under a whatsmeow_ name must not gain the owner's rights.
+    -- under a whatsmeow_ name must not gain the owner's rights. The audit's
+    -- foreign_objects view holds the same list.
     FOR routine IN
         SELECT p.oid::REGPROCEDURE
         FROM pg_proc AS p
-        WHERE
-            p.pronamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = store)
-            AND (p.proname, pg_get_function_identity_arguments(p.oid)) IN (
-                ('whatsmeow_business_id_is_valid', 'business_id text'),
-                ('whatsmeow_set_tenant', 'business_id text'),
-                ('whatsmeow_current_tenant', '')
-            )
+        WHERE p.oid IN (
+            SELECT to_regprocedure(format('%I.%s', store, signature))
+            FROM unnest(ARRAY[
+                'whatsmeow_business_id_is_valid(text)',
+                'whatsmeow_set_tenant(text)',
+                'whatsmeow_current_tenant()',
+                'whatsmeow_retention_horizons(interval)',
+                'whatsmeow_prune_candidates(text,interval)',
+                'whatsmeow_prune(text,interval,integer)'
+            ]) AS signature
+        )
     LOOP
-        EXECUTE format('ALTER FUNCTION %s OWNER TO %I', routine, owner_role);
+        EXECUTE format('ALTER ROUTINE %s OWNER TO %I', routine, owner_role);
     END LOOP;
     EXECUTE format('GRANT EXECUTE ON FUNCTION %I.whatsmeow_set_tenant(TEXT) TO %I', store, app_role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION %I.whatsmeow_current_tenant() TO %I', store, app_role);

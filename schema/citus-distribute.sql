@@ -1,4 +1,4 @@
--- Distributes an installed v1000 store on a Citus coordinator, every tenant table
+-- Distributes an installed v1001 store on a Citus coordinator, every tenant table
 -- sharded by business_id in one colocation group, for psql:
 --   psql -v ON_ERROR_STOP=1 -f schema/citus-distribute.sql
 -- Run it once, as the owner of the tables, with the application stopped: it
@@ -18,10 +18,10 @@ BEGIN
         USING ERRCODE = 'undefined_function',
         HINT = 'Run it on the Citus coordinator, in the database that holds the store, after CREATE EXTENSION citus.';
     END IF;
-    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 1000) THEN
-        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v1000 store only'
+    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 1001) THEN
+        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v1001 store only'
         USING ERRCODE = 'object_not_in_prerequisite_state',
-        HINT = 'Bring the store to v1000 first: whatsmeow-tenancy upgrade';
+        HINT = 'Bring the store to v1001 first: whatsmeow-tenancy upgrade';
     END IF;
 END
 $$;
