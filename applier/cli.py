@@ -42,6 +42,10 @@ COMMANDS = {
         "compare the live schema with this package's definition of its version (exit 1 on any difference)",
         "example: whatsmeow-tenancy verify --dsn postgresql://owner@db/whatsmeow",
     ),
+    "prune": (
+        "remove superseded mutation MACs, expired buffer rows and, if asked, old message secrets, in batches",
+        "example: whatsmeow-tenancy prune --business-id acme --message-secrets-older-than 90d --dry-run",
+    ),
 }
 
 
@@ -107,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands["status"].add_argument("--json", action="store_true", help="print the status document as JSON")
     commands["audit"].add_argument("--json", action="store_true", help="print the audit document as JSON")
+    commands["prune"].add_argument("--business-id", metavar="ID", help="prune this tenant only (default: every tenant)")
+    commands["prune"].add_argument(
+        "--message-secrets-older-than", metavar="AGE",
+        help="also remove message secrets stored longer ago than AGE (90d, 36h, 12w); never without it")
+    commands["prune"].add_argument("--dry-run", action="store_true",
+                                   help="print per tenant and table what would be removed, and change nothing")
+    commands["prune"].add_argument("--batch-size", type=int, default=1000, metavar="ROWS",
+                                   help="rows per committed transaction (default 1000)")
+    commands["prune"].add_argument("--json", action="store_true", help="print the counts as JSON")
 
     # rls has actions of its own; each takes the common options, so they may follow the action.
     rls_summary = "tenant row-level security: enable [--force], disable, roles, status"

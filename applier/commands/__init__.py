@@ -3,7 +3,7 @@ of applier/ (which never import from here)."""
 
 from __future__ import annotations
 
-from applier.commands import audit, demo, embedded, rls, status, upgrade, verify
+from applier.commands import audit, demo, embedded, prune, rls, status, upgrade, verify
 
 RUNNERS = {
     "upgrade": upgrade.run,
@@ -11,6 +11,7 @@ RUNNERS = {
     "demo": demo.run,
     "audit": audit.run,
     "verify": verify.run,
+    "prune": prune.run,
     "rls": rls.run,
     "embedded": embedded.run,
 }
