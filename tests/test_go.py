@@ -195,9 +195,13 @@ def _check_exercise(report: dict, dsn: str) -> None:
     assert {t for t, counts in rows.items() if counts.get("acme")} == set(TENANT_TABLES) - {
         "whatsmeow_nct_salt", "whatsmeow_retry_buffer"}  # the fork predates both
     assert {t for t, counts in rows.items() if counts.get("globex")} == {"whatsmeow_lid_map"}
+    # The forms whatsmeow writes: types.JID.String() for the device, SignalAddress() for peers.
+    assert report["signal_addresses"] == ["15550002222:1", "15550002222:2", "11122233344_1:1"]
     with psycopg.connect(dsn, autocommit=True) as conn:
         assert conn.execute("SELECT business_id, jid FROM whatsmeow_device").fetchall() == [
             ("acme", "15550001111:7@s.whatsapp.net")]
+        assert conn.execute("SELECT business_id, their_id FROM whatsmeow_sessions ORDER BY 2").fetchall() == [
+            ("acme", "11122233344_1:1"), ("acme", "15550002222:1"), ("acme", "15550002222:2")]
 
 
 @pytest.mark.parametrize("program", ["fork-store", "fork-store-tenantdb"])

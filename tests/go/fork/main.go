@@ -42,10 +42,15 @@ var (
 	group     = types.NewJID("120363000000000000", types.GroupServer)
 )
 
+// Signal addresses as whatsmeow derives them from a JID (user[_agent]:device; a phone number has
+// agent 0, so none is written).
+var (
+	address  = types.JID{User: "15550002222", Device: 1, Server: types.DefaultUserServer}.SignalAddress().String()
+	address2 = types.JID{User: "15550002222", Device: 2, Server: types.DefaultUserServer}.SignalAddress().String()
+	address3 = types.JID{User: "11122233344", Device: 1, Server: types.HiddenUserServer}.SignalAddress().String()
+)
+
 const (
-	address  = "15550002222.0:1" // a signal address as whatsmeow builds it: user.agent:device
-	address2 = "15550002222.0:2"
-	address3 = "15550003333.0:1"
 	appState = "regular_high"
 	msgID    = "3EB0C0FFEE"
 )
@@ -57,6 +62,7 @@ type report struct {
 	Operations  map[string]int     `json:"operations,omitempty"`
 	Checks      int                `json:"checks,omitempty"`
 	ForkDefects map[string]string  `json:"fork_defects,omitempty"`
+	Addresses   []string           `json:"signal_addresses,omitempty"`
 	DeviceJID   string             `json:"device_jid,omitempty"`
 	Bench       map[string]float64 `json:"microseconds_per_op,omitempty"`
 	Iterations  int                `json:"iterations,omitempty"`
@@ -310,6 +316,7 @@ func exercise(ctx context.Context, pool *pgxpool.Pool, names []string, wrap bool
 	check(b, "its device gone after DeleteDevice", gone == nil)
 	verify(ctx, a, false)
 	out.DeviceJID = device.String()
+	out.Addresses = []string{address, address2, address3}
 }
 
 // bench runs the store calls of the receive path (identity, session, sender key, message secret:
