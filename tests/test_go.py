@@ -18,7 +18,7 @@ import pytest
 from runners import applier
 from runners import psql as run_psql
 from store import LATEST_COMPAT, LATEST_VERSION, STEPS, UPSTREAM_VERSION, TENANT_TABLES
-from upstream import make_store
+from upstream import digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.database import read_state
@@ -165,6 +165,32 @@ def test_only_an_upstream_that_knew_as_many_versions_as_the_compat_would_open_it
     # dbutil compares compat with the number of versions it knows: the line's one limit.
     assert not go("upstream-check", "padded", str(LATEST_COMPAT - 1), db_dsn)["opened"]
     assert go("upstream-check", "padded", str(LATEST_COMPAT), db_dsn)["opened"]
+
+
+@pytest.mark.parametrize("route", ["applier", "applier-online", "psql-adopt"])
+def test_a_store_written_by_upstream_is_converted_in_place_without_a_byte_lost(empty_dsn, fresh_catalog, psql, route):
+    report = go("upstream-check", "fill", empty_dsn)
+    assert report["opened"] and (report["version"], report["compat"]) == (15, 8), report
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        columns = upstream_columns(conn)
+        before = digests(conn, columns)
+    assert set(before) == set(TENANT_TABLES) and all(count > 0 for count, _ in before.values()), before
+
+    if route == "psql-adopt":
+        result = run_psql(psql, empty_dsn, "-v", "business_id=acme", "-f", str(ROOT / "schema" / "adopt.sql"))
+    else:
+        online = ["--online"] if route == "applier-online" else []
+        result = applier("upgrade", "--adopt-business-id", "acme", *online, "--dsn", empty_dsn)
+    assert result.returncode == 0, result.stderr
+
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        assert digests(conn, columns) == before
+        assert catalog.differences(fresh_catalog, catalog.snapshot(conn)) == []
+        tenants = {table: conn.execute(f"SELECT array_agg(DISTINCT business_id) FROM {table}").fetchone()[0]
+                   for table in TENANT_TABLES}
+    assert set(map(tuple, tenants.values())) == {("acme",)}
+    assert go("upstream-check", "open", empty_dsn)["unsupported"]
+    assert go("upstream-check", "embedded", empty_dsn)["opened"]
 
 
 # ---------------------------------------------------------------------------------------------

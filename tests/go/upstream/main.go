@@ -4,7 +4,8 @@
 //	upstream-check open DSN          sqlstore.New(ctx, "postgres", DSN, nil), upstream as released
 //	upstream-check padded N DSN      the same, with upstream's upgrade table extended to N versions
 //	upstream-check embedded DSN      the same, with the package's upgrades/ in place of upstream's
-//	upstream-check table             the embedded table's size and its last step's target
+//	upstream-check fill DSN          upstream's v15 store, written through upstream's store API
+//	upstream-check table             the size of the embedded upgrade table
 //
 // Exit status: 0 opened, 1 refused or failed, 2 usage.
 package main
@@ -33,10 +34,11 @@ type result struct {
 	KnownSteps  int    `json:"known_versions"`
 	Version     int    `json:"version,omitempty"`
 	Compat      int    `json:"compat,omitempty"`
+	StoreCalls  int    `json:"store_calls,omitempty"`
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: upstream-check open DSN | padded N DSN | embedded DSN | table")
+	fmt.Fprintln(os.Stderr, "usage: upstream-check open DSN | padded N DSN | embedded DSN | fill DSN | table")
 	os.Exit(2)
 }
 
@@ -91,6 +93,18 @@ func main() {
 		var container *sqlstore.Container
 		container, err = sqlstore.New(ctx, "postgres", dsn, nil)
 		if err == nil {
+			container.Close()
+		}
+	case "fill":
+		if len(os.Args) != 3 {
+			usage()
+		}
+		dsn = os.Args[2]
+		res.KnownSteps = len(upgrades.Table)
+		var container *sqlstore.Container
+		container, err = sqlstore.New(ctx, "postgres", dsn, nil)
+		if err == nil {
+			res.StoreCalls, err = fill(ctx, container)
 			container.Close()
 		}
 	case "embedded":
