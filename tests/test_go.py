@@ -81,7 +81,7 @@ def test_upstream_builds_its_own_v15_store_on_an_empty_database(empty_dsn):
 LATER_STEPS = sorted((s for s in STEPS.values() if s.from_version >= UPSTREAM_VERSION), key=lambda s: s.to_version)
 
 
-def _stepped(dsn: str, psql: Path, to_version: int) -> None:
+def _stepped(dsn: str, to_version: int) -> None:
     make_store(dsn, UPSTREAM_VERSION)
     with psycopg.connect(dsn, autocommit=True) as conn:
         while (current := read_state(conn)).version < to_version:
@@ -105,7 +105,7 @@ def _made(how: str, dsn: str, psql: Path) -> None:
         make_store(dsn, UPSTREAM_VERSION)
         result = run_psql(psql, dsn, "-v", "business_id=acme", "-f", str(ROOT / "schema" / "adopt.sql"))
     else:
-        _stepped(dsn, psql, int(how.removeprefix("step-v")))
+        _stepped(dsn, int(how.removeprefix("step-v")))
         return
     assert result.returncode == 0, result.stderr
 
@@ -147,10 +147,10 @@ OLD_LINE = [step for step in LATER_STEPS if step.compat < VERSION_LINE]
 
 
 @pytest.mark.parametrize("to_version", [step.to_version for step in OLD_LINE], ids=lambda v: f"v{v}")
-def test_stores_left_on_the_old_line_would_open_in_an_upstream_with_that_many_versions(to_version, empty_dsn, psql):
+def test_stores_left_on_the_old_line_would_open_in_an_upstream_with_that_many_versions(to_version, empty_dsn):
     # Why the line moved to v1000: a v16 or v17 store (compat 16) is refused by upstream v15 only;
     # an upstream release that knows 16 versions would take it for its own. Upgrade such stores.
-    _stepped(empty_dsn, psql, to_version)
+    _stepped(empty_dsn, to_version)
     compat = state(empty_dsn)[1][0][1]
     assert compat < VERSION_LINE
     assert go("upstream-check", "padded", str(compat), empty_dsn)["opened"]
