@@ -207,6 +207,11 @@ def key_shortfalls(plan: dict, indexes: dict[str, dict[str, list[str]]]) -> list
 # Bulk data: many tenants that share every natural key, for plans with realistic statistics
 # ---------------------------------------------------------------------------
 
+# Peers and groups in the forms whatsmeow writes: phone numbers (apart from the seeded 1555...
+# ones), LIDs, and group ids.
+_BULK_PN = "'4915' || lpad(r::TEXT, 8, '0')"
+_BULK_GROUP = "'120363' || lpad(r::TEXT, 12, '0')"
+
 _BULK = (
     """
     INSERT INTO whatsmeow_device (business_id, jid, registration_id, noise_key, identity_key, signed_pre_key,
@@ -221,10 +226,10 @@ _BULK = (
     SELECT b, %(jid)s, %(k32)s FROM unnest(%(tenants)s::text[]) AS b
     ON CONFLICT DO NOTHING
     """,
-    "INSERT INTO whatsmeow_identity_keys SELECT b, %(jid)s, 'bulk' || r || ':1', %(k32)s {rows}",
+    "INSERT INTO whatsmeow_identity_keys SELECT b, %(jid)s, {PN} || ':1', %(k32)s {rows}",
     "INSERT INTO whatsmeow_pre_keys SELECT b, %(jid)s, 1000 + r, %(k32)s, mod(r, 2) = 0 {rows}",
-    "INSERT INTO whatsmeow_sessions SELECT b, %(jid)s, 'bulk' || r || ':1', %(k64)s {rows}",
-    "INSERT INTO whatsmeow_sender_keys SELECT b, %(jid)s, 'bulk' || r || '@g.us', 'bulk' || r || ':1', %(k64)s {rows}",
+    "INSERT INTO whatsmeow_sessions SELECT b, %(jid)s, {PN} || ':1', %(k64)s {rows}",
+    "INSERT INTO whatsmeow_sender_keys SELECT b, %(jid)s, {GROUP} || '@g.us', {PN} || ':1', %(k64)s {rows}",
     "INSERT INTO whatsmeow_app_state_sync_keys SELECT b, %(jid)s, int4send(r), %(k64)s, r, %(k32)s {rows}",
     # The seeded collection too, so that the MAC queries' own key holds many rows.
     """
@@ -237,22 +242,23 @@ _BULK = (
     SELECT b, %(jid)s, CASE WHEN mod(r, 2) = 0 THEN 'regular_high' ELSE 'bulk-' || (2 + mod(r, 5)) END, r,
         sha256(int4send(r)), %(k32)s {rows}
     """,
-    "INSERT INTO whatsmeow_contacts SELECT b, %(jid)s, 'bulk' || r || '@s.whatsapp.net', 'First', 'Full' {rows}",
-    "INSERT INTO whatsmeow_chat_settings SELECT b, %(jid)s, 'bulk' || r || '@g.us', r, mod(r, 3) = 0, FALSE {rows}",
+    "INSERT INTO whatsmeow_contacts SELECT b, %(jid)s, {PN} || '@s.whatsapp.net', 'First', 'Full' {rows}",
+    "INSERT INTO whatsmeow_chat_settings SELECT b, %(jid)s, {GROUP} || '@g.us', r, mod(r, 3) = 0, FALSE {rows}",
     """
     INSERT INTO whatsmeow_message_secrets
-    SELECT b, %(jid)s, 'bulk' || mod(r, 10) || '@g.us', 'bulk' || mod(r, 7) || '@s.whatsapp.net', 'MSG' || r, %(k32)s
+    SELECT b, %(jid)s, '120363' || lpad(mod(r, 10)::TEXT, 12, '0') || '@g.us', '4915' || lpad(mod(r, 7)::TEXT, 8, '0')
+        || '@s.whatsapp.net', 'MSG' || r, %(k32)s
     {rows}
     """,
-    "INSERT INTO whatsmeow_privacy_tokens SELECT b, %(jid)s, 'bulk' || r || '@s.whatsapp.net', %(k32)s, r {rows}",
-    "INSERT INTO whatsmeow_lid_map SELECT b, 'bulk-lid-' || r, 'bulk-pn-' || r {rows}",
+    "INSERT INTO whatsmeow_privacy_tokens SELECT b, %(jid)s, {PN} || '@s.whatsapp.net', %(k32)s, r {rows}",
+    "INSERT INTO whatsmeow_lid_map SELECT b, (200000000000000 + r)::TEXT, {PN} {rows}",
     """
     INSERT INTO whatsmeow_event_buffer
     SELECT b, %(jid)s, sha256(convert_to(b || r, 'UTF8')), %(k64)s, r, r {rows}
     """,
     """
     INSERT INTO whatsmeow_retry_buffer
-    SELECT b, %(jid)s, 'bulk' || r || '@g.us', 'MSG' || r, 'proto', %(k64)s, r {rows}
+    SELECT b, %(jid)s, {GROUP} || '@g.us', 'MSG' || r, 'proto', %(k64)s, r {rows}
     """,
 )
 
@@ -268,7 +274,10 @@ def load_bulk(conn: psycopg.Connection, tenants: list[str], rows_per_tenant: int
         "rows": rows_per_tenant,
     }
     source = "FROM unnest(%(tenants)s::text[]) AS b CROSS JOIN generate_series(1, %(rows)s) AS r"
+    forms = {"{rows}": source, "{PN}": _BULK_PN, "{GROUP}": _BULK_GROUP}
     with conn.transaction():
         for statement in _BULK:
-            conn.execute(statement.replace("{rows}", source), values)
+            for placeholder, text in forms.items():
+                statement = statement.replace(placeholder, text)
+            conn.execute(statement, values)
     conn.execute("ANALYZE")

@@ -129,12 +129,12 @@ def test_v1_store_is_refused_with_the_version_to_upgrade_to_first(empty_dsn):
 def test_orphaned_privacy_tokens_are_the_one_thing_dropped_and_are_reported(empty_dsn, capfd):
     make_store(empty_dsn, UPSTREAM_VERSION)
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO whatsmeow_privacy_tokens VALUES ('gone@s.whatsapp.net', 'x', 'tok', 1, NULL)")
+        conn.execute("INSERT INTO whatsmeow_privacy_tokens VALUES ('15550009999:3@s.whatsapp.net', 'x', 'tok', 1, NULL)")
         notices = []
         conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
         upgrade(conn, adopt_business_id="acme", quiet=True)
         assert notices == ["removed 1 privacy tokens of devices that no longer exist"]
-        assert conn.execute("SELECT count(*) FROM whatsmeow_privacy_tokens WHERE our_jid = 'gone@s.whatsapp.net'"
+        assert conn.execute("SELECT count(*) FROM whatsmeow_privacy_tokens WHERE our_jid = '15550009999:3@s.whatsapp.net'"
                             ).fetchone()[0] == 0
 
 

@@ -86,12 +86,12 @@ DEVICE_COLUMN = {t: "jid" if t in ("whatsmeow_pre_keys", "whatsmeow_app_state_sy
 def test_renaming_a_device_jid_cascades_within_the_tenant(two_tenants):
     b_before = tenant_rows(two_tenants, B)
     two_tenants.execute(
-        "UPDATE whatsmeow_device SET jid = 'renamed@s.whatsapp.net' WHERE business_id = %s AND jid = %s",
+        "UPDATE whatsmeow_device SET jid = '15550001111:9@s.whatsapp.net' WHERE business_id = %s AND jid = %s",
         (A, OUR_JID),
     )
     left_behind = {
         t: two_tenants.execute(
-            f"SELECT count(*) FROM {t} WHERE business_id = %s AND {column} <> 'renamed@s.whatsapp.net'", (A,)
+            f"SELECT count(*) FROM {t} WHERE business_id = %s AND {column} <> '15550001111:9@s.whatsapp.net'", (A,)
         ).fetchone()[0]
         for t, column in DEVICE_COLUMN.items()
     }

@@ -1,0 +1,15 @@
+//go:build !tenantdb
+
+package main
+
+import "github.com/jackc/pgx/v5/pgxpool"
+
+// The fork as released takes the pool itself; there is nothing to wrap it in.
+const canWrap = false
+
+func storeDB(pool *pgxpool.Pool, _ string, wrap bool) *pgxpool.Pool {
+	if wrap {
+		fail("this build of the fork takes a *pgxpool.Pool; the tenant wrapper needs fork-store-tenantdb")
+	}
+	return pool
+}
