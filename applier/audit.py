@@ -38,7 +38,10 @@ LOCK_TIMEOUT = 60.0
 # fails (pg_stat_statements installed but not preloaded, say) is reported as
 # unavailable and the others still print.
 INFORMATION = {
-    "tenants": "SELECT business_id, devices, total_rows, rows_per_table FROM whatsmeow_audit.tenants",
+    "tenants": "SELECT business_id, devices, total_rows, rows_per_table, total_bytes, bytes_per_table "
+    "FROM whatsmeow_audit.tenants",
+    "mutation_mac_history": "SELECT business_id, mac_rows, superseded_rows, superseded_percent "
+    "FROM whatsmeow_audit.mutation_mac_history",
     "row_security": "SELECT table_name, enabled, forced, policies, tenant_policy "
     "FROM whatsmeow_audit.row_security_status",
     "privileged_roles": "SELECT role_name, superuser, bypass_rls, owned_tenant_tables, reason, through_role "

@@ -13,6 +13,7 @@ Writes bench/results/retention.md.
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import platform
 import shutil
@@ -37,6 +38,7 @@ from store import SUPERSEDED_VERSIONS, insert_device, superseded_history  # noqa
 UPSTREAM_V15 = ROOT / "tests" / "fixtures" / "upstream-v15.sql"
 RESULTS = BENCH / "results"
 JID = "15550001111:7@s.whatsapp.net"
+VERSIONS = itertools.count(1001)  # new versions, unique across every writer
 INDEX_MACS = 103_500  # about 4.4M rows at 42.5 versions each
 SECRETS_PER_ROUND = 200_000
 ROUNDS = 5
@@ -63,14 +65,13 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            n = 0
             while not self.stop.is_set():
-                n += 1
+                n = next(VERSIONS)
                 started = time.perf_counter()
                 conn.execute(
                     "INSERT INTO whatsmeow_app_state_mutation_macs (business_id, jid, name, version, index_mac, "
                     "value_mac) VALUES ('acme', %s, 'regular_high', %s, sha256(('index ' || %s)::BYTEA), "
-                    "sha256(%s::BYTEA))", (JID, 1000 + n, n * 7919 % INDEX_MACS + 1, str(n).encode()))
+                    "sha256(%s::BYTEA))", (JID, n, n * 7919 % INDEX_MACS + 1, str(n).encode()))
                 self.latencies.append(time.perf_counter() - started)
                 time.sleep(0.002)
 

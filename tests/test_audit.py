@@ -17,7 +17,7 @@ import pytest
 from psycopg import sql
 from runners import applier
 from runners import psql as run_psql
-from store import LATEST_VERSION, seed
+from store import LATEST_VERSION, OUR_JID, seed, superseded_history
 
 from applier import audit, rls
 
@@ -286,6 +286,28 @@ def test_tenants_are_counted_and_a_tenant_without_a_device_is_reported_without_f
     assert tenants[0]["total_rows"] == tenants[1]["total_rows"] + 1
     text = applier("audit", "--dsn", db_dsn).stdout
     assert "tenants with rows but no device:\n    initech: whatsmeow_lid_map 1" in text
+
+
+def test_each_tenants_bytes_and_superseded_mutation_macs_are_shown(db, db_dsn):
+    seed(db, "acme")
+    seed(db, "globex")
+    superseded_history(db, "acme", OUR_JID, 20)
+    info = json.loads(applier("audit", "--json", "--dsn", db_dsn).stdout)["information"]
+    bytes_ = {t["business_id"]: t["bytes_per_table"] for t in info["tenants"]["rows"]}
+    for tenant in ("acme", "globex"):
+        assert bytes_[tenant].keys() == info["tenants"]["rows"][0]["rows_per_table"].keys()
+        # The rows' own bytes: more than the key columns alone, less than a page per row.
+        for table, size in bytes_[tenant].items():
+            rows, keys = db.execute(f"SELECT count(*), sum(octet_length(business_id)) FROM {table} "
+                                    "WHERE business_id = %s", (tenant,)).fetchone()
+            assert keys < size < 8192 * rows, table
+    macs = "whatsmeow_app_state_mutation_macs"
+    assert bytes_["acme"][macs] > 20 * bytes_["globex"][macs]
+    history = {r["business_id"]: r for r in info["mutation_mac_history"]["rows"]}
+    assert (history["acme"]["mac_rows"], history["acme"]["superseded_rows"]) == (1 + 10 * 42 + 10 * 43, 830)
+    assert (history["globex"]["superseded_rows"], history["globex"]["superseded_percent"]) == (0, 0)
+    text = applier("audit", "--dsn", db_dsn).stdout
+    assert f"superseded mutation MACs (never read again; `prune` removes them):\n    {'acme':<24} {830:>12} of {851:>12} rows (97.5%)\n" in text
 
 
 def test_json_lists_every_check_in_order_with_its_findings(db, db_dsn):

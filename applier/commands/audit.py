@@ -13,6 +13,17 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _bytes(count) -> str:
+    if count is None:
+        return "?"
+    size = float(count)
+    for unit in ("B", "kB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
 def _ago(seconds) -> str:
     if seconds is None:
         return "never"
@@ -45,7 +56,8 @@ def print_report(doc: dict, limit: int = 10) -> None:
     tenants = info["tenants"]["rows"]
     print(f"  tenants: {len(tenants)}, largest first")
     for row in tenants[:limit]:
-        print(f"    {row['business_id']:<24} {_n(row['devices'], 'device'):>12} {_n(row['total_rows'], 'row'):>14}")
+        print(f"    {row['business_id']:<24} {_n(row['devices'], 'device'):>12} {_n(row['total_rows'], 'row'):>14}"
+              f" {_bytes(row['total_bytes']):>10}")
     if len(tenants) > limit:
         print(f"    ... {len(tenants) - limit} more (whatsmeow_audit.tenants)")
     orphans = [row for row in tenants if not row["devices"]]
@@ -54,6 +66,12 @@ def print_report(doc: dict, limit: int = 10) -> None:
         for row in orphans[:limit]:
             tables = ", ".join(f"{t} {n}" for t, n in sorted(row["rows_per_table"].items()) if n)
             print(f"    {row['business_id']}: {tables}")
+    history = [row for row in info["mutation_mac_history"]["rows"] if row["superseded_rows"]]
+    if history:
+        print("  superseded mutation MACs (never read again; `prune` removes them):")
+        for row in history[:limit]:
+            print(f"    {row['business_id']:<24} {row['superseded_rows']:>12} of {row['mac_rows']:>12} rows "
+                  f"({row['superseded_percent']}%)")
     rls = info["row_security"]["rows"]
     enabled = sum(r["enabled"] for r in rls)
     forced = sum(r["forced"] for r in rls)
