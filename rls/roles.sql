@@ -28,9 +28,8 @@
 --     every later client of a pooled connection). Each change is reported as a
 --     NOTICE; what this role may not change (a schema it does not own) is
 --     reported as a WARNING and stays a finding of the audit.
--- On Citus, the application role and each login that is a member of it get
--- citus.propagate_set_commands = 'local' (a role's settings are not inherited by
--- its members). Guardrails for the same roles, only when asked:
+-- Guardrails for the application role and each login that is a member of it,
+-- only when asked:
 --   whatsmeow.app_connection_limit, whatsmeow.app_idle_session_timeout and
 --   whatsmeow.app_idle_in_transaction_session_timeout.
 BEGIN;
@@ -227,11 +226,6 @@ BEGIN
         IF connection_limit IS NOT NULL THEN
             EXECUTE format('ALTER ROLE %I CONNECTION LIMIT %s', login_name, connection_limit::INTEGER);
             RAISE NOTICE 'role % may open at most % connections', quote_ident(login_name), connection_limit::INTEGER;
-        END IF;
-        -- On Citus only a SET LOCAL propagated this way carries the tenant to the
-        -- workers, and a login does not inherit the setting from the role.
-        IF EXISTS (SELECT FROM pg_extension AS e WHERE e.extname = 'citus') THEN
-            EXECUTE format('ALTER ROLE %I SET citus.propagate_set_commands = %L', login_name, 'local');
         END IF;
         FOREACH role_setting SLICE 1 IN ARRAY role_settings LOOP
             IF role_setting[2] IS NOT NULL THEN

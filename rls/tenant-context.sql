@@ -65,6 +65,13 @@ BEGIN
                                         pg_catalog.to_json(named)::TEXT, pg_catalog.to_json(business_id)::TEXT),
             HINT = 'End the transaction (COMMIT or ROLLBACK) and name the next tenant in a new one.';
     END IF;
+    -- On a Citus coordinator the policies run on the workers, which receive a
+    -- SET LOCAL only while citus.propagate_set_commands is 'local'. A role's
+    -- setting would not do: the logins that are members of it do not inherit it,
+    -- and read zero rows without an error. The GUC exists only where Citus is loaded.
+    IF pg_catalog.current_setting('citus.propagate_set_commands', TRUE) IS NOT NULL THEN
+        SET LOCAL citus.propagate_set_commands = 'local';
+    END IF;
     EXECUTE pg_catalog.format('SET LOCAL app.current_business_id = %L', business_id);
     PERFORM pg_catalog.set_config('app.current_business_id_xact', stamp, TRUE);
 END

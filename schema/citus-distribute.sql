@@ -1,11 +1,11 @@
 -- Distributes an installed v1001 store on a Citus coordinator, every tenant table
 -- sharded by business_id in one colocation group, for psql:
 --   psql -v ON_ERROR_STOP=1 -f schema/citus-distribute.sql
--- Run it once, as the owner of the tables, with the application stopped: it
--- copies every row into the shards. The tables are distributed in one
--- transaction, so an error leaves the store local and unchanged. Afterwards the
--- application role (whatsmeow_app, or the setting whatsmeow.app_role, as in
--- rls/roles.sql) gets citus.propagate_set_commands = 'local'.
+-- Run it once, with the application stopped: it copies every row into the
+-- shards. Citus opens its connections to the workers as the current role, so run
+-- it as a superuser or as a login that is a member of the owner role, never
+-- after SET ROLE to a NOLOGIN owner. The tables are distributed in one
+-- transaction, so an error leaves the store local and unchanged.
 BEGIN;
 
 -- Re-creating the foreign keys waits for exclusive locks on every table.
@@ -141,24 +141,3 @@ SELECT create_distributed_table('whatsmeow_event_buffer', 'business_id', colocat
 SELECT create_distributed_table('whatsmeow_retry_buffer', 'business_id', colocate_with => 'whatsmeow_device');
 
 COMMIT;
-
--- ==========================================================================
--- The application role's tenant context
--- ==========================================================================
--- The policies run on the workers, and only a SET LOCAL propagated with
--- citus.propagate_set_commands = 'local' carries app.current_business_id there;
--- without it every query of the application sees zero rows, with no error. A
--- role setting, re-runnable, and apart from the transaction above because it is
--- not a change to this database's tables.
-DO $$
-DECLARE
-    app_role TEXT := coalesce(nullif(current_setting('whatsmeow.app_role', TRUE), ''), 'whatsmeow_app');
-BEGIN
-    IF EXISTS (SELECT FROM pg_roles AS r WHERE r.rolname = app_role) THEN
-        EXECUTE format('ALTER ROLE %I SET citus.propagate_set_commands = %L', app_role, 'local');
-    ELSE
-        RAISE NOTICE 'role % does not exist: give the application''s role citus.propagate_set_commands = ''local''',
-        quote_ident(app_role);
-    END IF;
-END
-$$;

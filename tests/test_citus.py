@@ -1,10 +1,11 @@
-"""schema/citus-distribute.sql and the invariants Citus needs, proven without Citus.
+"""schema/citus-distribute.sql and the invariants Citus needs, on every PostgreSQL major.
 
-Citus cannot be installed here, so the script runs through psql against stand-ins
-for create_reference_table and create_distributed_table that record their calls
-and refuse what Citus refuses (ON UPDATE CASCADE on a foreign key, a foreign key
-to a table not distributed yet). The invariants are checked on the normally
-installed schema. What Citus itself does with the calls is in docs/citus.md.
+Here the script runs through psql against stand-ins for create_reference_table
+and create_distributed_table that record their calls and refuse what Citus
+refuses (ON UPDATE CASCADE on a foreign key, a foreign key to a table not
+distributed yet), so its call order is checked on every major of the matrix.
+The invariants are checked on the normally installed schema. The script on a
+real Citus cluster is tests/test_citus_cluster.py.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import psycopg
 import pytest
 from runners import psql as run_psql
 from store import LATEST_VERSION, TENANT_TABLES, seed, tenant_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "schema" / "citus-distribute.sql"
-PROBE_ROLE = "whatsmeow_citus_probe_app"
 
 STUBS = """
 CREATE TABLE citus_calls (
@@ -84,20 +83,8 @@ def _foreign_keys(conn) -> dict[tuple[str, str], tuple]:
     return {(r[0], r[1]): r[2:] for r in conn.execute(FOREIGN_KEYS)}
 
 
-def _distribute(psql, dsn: str, app_role: str = PROBE_ROLE) -> subprocess.CompletedProcess:
-    return run_psql(psql, dsn, "-f", str(SCRIPT), env={"PGOPTIONS": f"-c whatsmeow.app_role={app_role}"})
-
-
-@pytest.fixture
-def probe_role(pg_cluster):
-    """An application role of this test's own: role settings are cluster-wide."""
-    admin = pg_cluster.dsn("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP ROLE IF EXISTS {PROBE_ROLE}")
-        conn.execute(f"CREATE ROLE {PROBE_ROLE} NOLOGIN")
-    yield PROBE_ROLE
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP ROLE IF EXISTS {PROBE_ROLE}")
+def _distribute(psql, dsn: str) -> subprocess.CompletedProcess:
+    return run_psql(psql, dsn, "-f", str(SCRIPT))
 
 
 @pytest.fixture
@@ -110,7 +97,7 @@ def stubbed(db):
 
 
 @pytest.fixture
-def distributed(stubbed, db_dsn, psql, probe_role):
+def distributed(stubbed, db_dsn, psql):
     before = _foreign_keys(stubbed)
     rows = {tenant: tenant_rows(stubbed, tenant) for tenant in ("acme", "globex")}
     result = _distribute(psql, db_dsn)
@@ -177,21 +164,6 @@ def test_deleting_a_device_still_cascades_within_its_tenant(distributed):
     left = tenant_rows(conn, "acme")
     assert {table: rows for table, rows in left.items() if rows and table != "whatsmeow_lid_map"} == {}
     assert tenant_rows(conn, "globex") == distributed["rows"]["globex"]
-
-
-def test_the_application_role_propagates_set_local_to_the_workers(distributed, probe_role):
-    settings = distributed["conn"].execute(
-        "SELECT s.setconfig FROM pg_db_role_setting AS s JOIN pg_roles AS r ON r.oid = s.setrole "
-        "WHERE r.rolname = %s AND s.setdatabase = 0",
-        (probe_role,),
-    ).fetchone()
-    assert settings == (["citus.propagate_set_commands=local"],)
-
-
-def test_a_missing_application_role_is_named_and_not_an_error(stubbed, db_dsn, psql):
-    result = _distribute(psql, db_dsn, app_role="whatsmeow_citus_no_such_role")
-    assert result.returncode == 0, result.stderr
-    assert "role whatsmeow_citus_no_such_role does not exist" in result.stderr
 
 
 def test_without_citus_the_script_refuses_and_changes_nothing(db, db_dsn, psql):
