@@ -53,7 +53,15 @@ INFORMATION = {
     "maintenance": "SELECT table_name, live_tuples, dead_tuples, dead_percent, last_vacuum, since_vacuum, "
     "last_analyze, since_analyze FROM whatsmeow_audit.table_maintenance",
     "slow_statements": "SELECT query, calls, total_ms, mean_ms, rows, note FROM whatsmeow_audit.slow_statements",
+    "distribution": "SELECT table_name, table_type, distribution_column, colocation_id, shards, nodes "
+    "FROM whatsmeow_audit.distribution",
 }
+# The coordinator's own statistics, which on Citus describe tables without rows.
+LOCAL_STATISTICS = ("unused_indexes", "maintenance")
+CITUS_LOCAL_STATISTICS = (
+    "the tables are distributed with Citus, and these statistics would be the coordinator's, whose tables hold "
+    "no rows; the shards' are on the workers (run_command_on_shards, or pg_stat_user_tables on each worker)"
+)
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,9 @@ def read_information(conn: psycopg.Connection) -> dict[str, dict]:
             sections[name] = {"rows": rows, "unavailable": None}
         except psycopg.Error as exc:
             sections[name] = {"rows": [], "unavailable": exc.diag.message_primary or str(exc).strip()}
+    if any(row["table_type"] != "local" for row in sections["distribution"]["rows"]):
+        for name in LOCAL_STATISTICS:
+            sections[name] = {"rows": [], "unavailable": CITUS_LOCAL_STATISTICS}
     return sections
 
 

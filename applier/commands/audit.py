@@ -87,7 +87,19 @@ def print_report(doc: dict, limit: int = 10) -> None:
         names = ", ".join(row["index_name"] for row in unused[:limit])
         more = f" and {len(unused) - limit} more" if len(unused) > limit else ""
         print(f"  indexes never scanned since the statistics were reset: {names}{more}")
-    print("  most dead tuples (table, dead, dead %, last vacuum, last analyze):")
+    distribution = info["distribution"]["rows"]
+    if any(row["table_type"] != "local" for row in distribution):
+        # One line per kind of placement, e.g. the 16 tenant tables in one colocation group.
+        kinds: dict[tuple, list[str]] = {}
+        for row in distribution:
+            kind = (row["table_type"], row["distribution_column"], row["colocation_id"], row["shards"], row["nodes"])
+            kinds.setdefault(kind, []).append(row["table_name"])
+        for (table_type, column, group, shards, nodes), tables in kinds.items():
+            names = ", ".join(tables) if len(tables) < 3 else _n(len(tables), "table")
+            how = f" by {column}, colocation group {group}" if column else ""
+            print(f"  citus: {names}: {table_type}{how}, {_n(shards, 'shard')} on {_n(nodes, 'node')}")
+    if info["maintenance"]["rows"]:
+        print("  most dead tuples (table, dead, dead %, last vacuum, last analyze):")
     for row in info["maintenance"]["rows"][:5]:
         print(f"    {row['table_name']:<34} {row['dead_tuples']:>10} {row['dead_percent'] or 0:>6}%  "
             f"{_ago(row['since_vacuum']):<14} {_ago(row['since_analyze'])}")
