@@ -1,0 +1,457 @@
+"""The store on a real Citus cluster: a coordinator and two workers, installed and distributed as docs/citus.md says.
+
+Three small clusters with shared_preload_libraries = citus start as the server's
+OS user, each listening on a socket in its own folder, which is also the node
+name Citus connects to. The store is installed on the coordinator with the
+applier, the roles with rls/roles.sql, two tenants that share a device JID are
+written through the query catalogue, schema/citus-distribute.sql distributes it
+through psql as a login of the owner role, and row-level security is forced.
+
+Where Citus is not installed (`bash .ci/citus` installs it into PostgreSQL 15)
+the module is skipped with the reason; with WHATSMEOW_TENANCY_REQUIRE_CITUS=1,
+as CI sets it, that is a failure instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import errors
+from runners import applier
+from runners import psql as run_psql
+from store import LATEST_VERSION, OUR_JID, SEED, TENANT_TABLES, params, seed, tenant_rows
+
+from applier.embedded import Cluster, find_bindir, server_user
+from applier.queries import load_queries
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "schema" / "citus-distribute.sql"
+QUERIES = load_queries()
+A, B = "acme", "globex"
+DATABASE = "whatsmeow"
+PORT = 5432
+OWNER, APP = "whatsmeow_owner", "whatsmeow_app"
+# Logins created as docs/row-level-security.md says, after rls/roles.sql: no settings of their own.
+OPS_LOGIN, APP_LOGIN = "whatsmeow_ops", "whatsmeow_billing"
+# Citus cannot plan these with their parameters unknown: their parameters sit in sub-selects.
+GENERIC_PLAN_REFUSED = {
+    "getManySessionQueryPostgres", "getMsgSecret", "getPrivacyToken",
+    "migratePNToLIDSessionsQuery", "migratePNToLIDIdentityKeysQuery", "migratePNToLIDSenderKeysQuery",
+}
+FOREIGN_KEYS = 14
+
+
+def _citus_missing(bindir: Path) -> str | None:
+    pg_config = bindir / "pg_config"
+    if not pg_config.is_file():
+        return f"no pg_config in {bindir} to find Citus with"
+    sharedir = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True, check=False)
+    control = Path(sharedir.stdout.strip()) / "extension" / "citus.control"
+    if not control.is_file():
+        return f"Citus is not installed for the PostgreSQL in {bindir} (no {control}); bash .ci/citus installs it"
+    return None
+
+
+class CitusCluster:
+    """A coordinator and two workers; dsn() reaches any node as any role."""
+
+    def __init__(self, home: Path, bindir: Path):
+        settings = {
+            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
+            "shared_preload_libraries": "citus", "max_connections": "80",
+        }
+        self.nodes = {name: Cluster(home / name, bindir, server_user(), settings)
+                      for name in ("coordinator", "worker1", "worker2")}
+
+    def dsn(self, node: str = "coordinator", user: str = "postgres", dbname: str = DATABASE) -> str:
+        return f"host={self.nodes[node].socketdir} port={PORT} user={user} dbname={dbname}"
+
+    def connect(self, node: str = "coordinator", user: str = "postgres", **kwargs) -> psycopg.Connection:
+        return psycopg.connect(self.dsn(node, user), autocommit=True, **kwargs)
+
+    def create_database(self, dbname: str) -> str:
+        """The database on every node with Citus in it, the workers registered: the coordinator's DSN."""
+        for name in self.nodes:
+            with psycopg.connect(self.dsn(name, dbname="postgres"), autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {dbname}")
+            with psycopg.connect(self.dsn(name, dbname=dbname), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION citus")
+        with psycopg.connect(self.dsn(dbname=dbname), autocommit=True) as conn:
+            conn.execute("SELECT citus_set_coordinator_host(%s, %s)", (str(self.nodes["coordinator"].socketdir), PORT))
+            for name in ("worker1", "worker2"):
+                conn.execute("SELECT citus_add_node(%s, %s)", (str(self.nodes[name].socketdir), PORT))
+        return self.dsn(dbname=dbname)
+
+
+def _check(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _distribute(psql_path: Path, dsn: str, *before: str) -> subprocess.CompletedProcess:
+    return run_psql(psql_path, dsn, *before, "-f", str(SCRIPT))
+
+
+@pytest.fixture(scope="session")
+def citus():
+    bindir = find_bindir()
+    missing = _citus_missing(bindir)
+    if missing:
+        if os.environ.get("WHATSMEOW_TENANCY_REQUIRE_CITUS") == "1":
+            pytest.fail(f"WHATSMEOW_TENANCY_REQUIRE_CITUS=1: {missing}")
+        pytest.skip(missing)
+    home = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-citus-"))
+    home.chmod(0o755)
+    cluster = CitusCluster(home, bindir)
+    try:
+        for node in cluster.nodes.values():
+            node.ensure_running()
+        yield cluster
+    finally:
+        for node in cluster.nodes.values():
+            node.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def store(citus):
+    """The distributed store, as the operator steps of docs/citus.md build it; what each step said."""
+    psql_path = citus.nodes["coordinator"].bindir / "psql"
+    dsn = citus.create_database(DATABASE)
+    _check(applier("upgrade", "--dsn", dsn))
+    _check(applier("rls", "roles", "--dsn", dsn))
+    with citus.connect() as conn:
+        conn.execute(f"CREATE ROLE {OPS_LOGIN} LOGIN IN ROLE {OWNER}")
+        conn.execute(f"CREATE ROLE {APP_LOGIN} LOGIN IN ROLE {APP}")
+        seed(conn, A)
+        seed(conn, B)
+        rows = {tenant: tenant_rows(conn, tenant) for tenant in (A, B)}
+    # As the NOLOGIN owner role: Citus's connections to the workers are refused, and nothing changes.
+    as_owner_role = _distribute(psql_path, dsn, "-c", f"SET ROLE {OWNER}")
+    with citus.connect() as conn:
+        after_refusal = conn.execute("SELECT count(*) FROM pg_dist_partition").fetchone()[0]
+    distributed = _check(_distribute(psql_path, citus.dsn(user=OPS_LOGIN)))
+    _check(applier("rls", "enable", "--force", "--dsn", citus.dsn(user=OPS_LOGIN)))
+    return {"dsn": dsn, "psql": psql_path, "rows": rows, "as_owner_role": as_owner_role,
+            "after_refusal": after_refusal, "distributed": distributed}
+
+
+@pytest.fixture
+def su(citus, store):
+    with citus.connect() as conn:
+        yield conn
+
+
+@pytest.fixture
+def app(citus, store):
+    """The application's login: a member of whatsmeow_app, as the docs create it, without role settings."""
+    with citus.connect(user=APP_LOGIN) as conn:
+        yield conn
+
+
+def _task_counts(conn: psycopg.Connection, sql: str, values: list) -> list[int]:
+    cur = psycopg.RawCursor(conn)
+    cur.execute("EXPLAIN (COSTS OFF) " + sql, values)
+    plan = "\n".join(row[0] for row in cur.fetchall())
+    assert "Citus Adaptive" in plan, plan
+    return [int(n) for n in re.findall(r"Task Count: (\d+)", plan)]
+
+
+def _values(name: str, tenant: str) -> dict:
+    """Reads and deletes aim at the seeded rows; inserts and upserts bring new payloads for the same keys."""
+    query = QUERIES[name]
+    if query.verb == "SELECT" or query.verb in ("DELETE", "UPDATE"):
+        return params(tenant)
+    values = params(tenant, revision=1)
+    if name == "putLIDMappingQuery":
+        values["pn"] = "15550009999"  # the same mapping again is skipped by design
+    return values
+
+
+def _answers(conn: psycopg.Connection, *, tenant_context: bool, both_tenants: bool, prepare: bool = False,
+             repeat: int = 1) -> dict[tuple[str, str], tuple]:
+    """Every catalogue query for each tenant, each in a transaction that is rolled back: its rows and row count,
+    and after a write the tenant's rows (and the other tenant's, where the reader may see them)."""
+    answers = {}
+    for name, query in sorted(QUERIES.items()):
+        for tenant in (A, B):
+            other = B if tenant == A else A
+            with conn.transaction(force_rollback=True):
+                if tenant_context:
+                    conn.execute("SELECT whatsmeow_set_tenant(%s)", (tenant,))
+                values = _values(name, tenant)
+                seen = set()
+                for _ in range(repeat):
+                    with conn.transaction(force_rollback=True):
+                        cur = psycopg.RawCursor(conn)
+                        cur.execute(query.sql, [values[p] for p in query.params], prepare=prepare)
+                        answer = (cur.fetchall() if cur.description else None, cur.rowcount)
+                        if query.verb != "SELECT":
+                            answer += (tenant_rows(conn, tenant),)
+                            answer += (tenant_rows(conn, other),) if both_tenants else ()
+                        seen.add(repr(answer))
+                assert len(seen) == 1, f"{name} answered differently when run again"
+                answers[(name, tenant)] = answer
+    return answers
+
+
+@pytest.fixture(scope="session")
+def expected(pg_cluster, template_db):
+    """The catalogue's answers on plain PostgreSQL, for the same two tenants."""
+    name = "citus_expected"
+    with psycopg.connect(pg_cluster.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {template_db}")
+    try:
+        with psycopg.connect(pg_cluster.dsn(name), autocommit=True) as conn:
+            seed(conn, A)
+            seed(conn, B)
+            yield _answers(conn, tenant_context=False, both_tenants=True)
+    finally:
+        with psycopg.connect(pg_cluster.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name}")
+
+
+def _without_other(answers: dict) -> dict:
+    return {key: answer[:3] if len(answer) == 4 else answer for key, answer in answers.items()}
+
+
+# ==========================================================================
+# Distribution
+# ==========================================================================
+
+
+def test_all_16_tenant_tables_are_distributed_by_business_id_in_one_colocation_group(su):
+    rows = su.execute(
+        "SELECT logicalrelid::TEXT, partmethod::TEXT, column_to_column_name(logicalrelid, partkey), colocationid, "
+        "(SELECT count(*) FROM pg_dist_shard AS s WHERE s.logicalrelid = p.logicalrelid) "
+        "FROM pg_dist_partition AS p"
+    ).fetchall()
+    tenant = {r[0]: r[1:] for r in rows if r[0] != "whatsmeow_version"}
+    assert set(tenant) == set(TENANT_TABLES)
+    assert {(method, column, shards) for method, column, _, shards in tenant.values()} == {("h", "business_id", 32)}
+    assert len({group for _, _, group, _ in tenant.values()}) == 1
+    nodes = su.execute("SELECT count(DISTINCT nodename) FROM citus_shards WHERE table_name = 'whatsmeow_device'::REGCLASS")
+    assert nodes.fetchone() == (2,)
+
+
+def test_the_version_table_is_a_reference_table(su):
+    assert su.execute(
+        "SELECT partmethod::TEXT, repmodel::TEXT FROM pg_dist_partition WHERE logicalrelid = 'whatsmeow_version'::REGCLASS"
+    ).fetchone() == ("n", "t")
+
+
+def test_distributing_as_the_nologin_owner_role_is_refused_and_changes_nothing(store):
+    assert store["as_owner_role"].returncode == 3
+    assert f'role "{OWNER}" is not permitted to log in' in store["as_owner_role"].stderr
+    assert store["after_refusal"] == 0
+
+
+def test_every_row_of_both_tenants_was_distributed(su, store):
+    for tenant, rows in store["rows"].items():
+        assert tenant_rows(su, tenant) == rows
+
+
+def test_the_foreign_keys_cascade_on_delete_only_on_the_coordinator_and_the_shards(citus, su):
+    coordinator = su.execute(
+        "SELECT confdeltype::TEXT, confupdtype::TEXT, count(*) FROM pg_constraint "
+        "WHERE contype = 'f' AND conrelid::REGCLASS::TEXT LIKE 'whatsmeow\\_%' GROUP BY 1, 2"
+    ).fetchall()
+    assert coordinator == [("c", "a", FOREIGN_KEYS)]
+    with citus.connect("worker1") as worker:
+        shards = worker.execute(
+            "SELECT confdeltype::TEXT, confupdtype::TEXT, count(*) FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid::REGCLASS::TEXT ~ '^whatsmeow_.*_[0-9]+$' GROUP BY 1, 2"
+        ).fetchall()
+    assert shards == [("c", "a", FOREIGN_KEYS * 16)]  # 32 shards of each table, half on each worker
+
+
+# ==========================================================================
+# The query catalogue
+# ==========================================================================
+
+
+def test_every_catalogue_query_runs_on_exactly_one_shard(app):
+    counts = {}
+    for name, query in sorted(QUERIES.items()):
+        with app.transaction(force_rollback=True):
+            app.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+            values = _values(name, A)
+            counts[name] = _task_counts(app, query.sql, [values[p] for p in query.params])
+    assert {name: c for name, c in counts.items() if c != [1]} == {}
+    assert len(counts) == 69
+
+
+def test_every_catalogue_query_answers_as_on_plain_postgresql_for_both_tenants(su, expected):
+    assert _answers(su, tenant_context=False, both_tenants=True) == expected
+
+
+def test_the_application_login_gets_the_same_answers_under_forced_row_security(app, expected):
+    assert _answers(app, tenant_context=True, both_tenants=False) == _without_other(expected)
+
+
+def test_prepared_statements_answer_the_same_when_postgresql_switches_to_a_generic_plan(app, expected):
+    # plan_cache_mode = auto, as drivers leave it: after five runs PostgreSQL may pick a generic plan,
+    # which Citus prices so that it re-plans with the parameters.
+    answers = _answers(app, tenant_context=True, both_tenants=False, prepare=True, repeat=7)
+    assert answers == _without_other(expected)
+
+
+def test_a_forced_generic_plan_is_refused_for_six_queries_and_right_for_the_others(app, expected):
+    app.execute("SET plan_cache_mode = force_generic_plan")
+    refused, answers = {}, {}
+    for name, query in sorted(QUERIES.items()):
+        with app.transaction(force_rollback=True):
+            app.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+            values = _values(name, A)
+            try:
+                with app.transaction():
+                    cur = psycopg.RawCursor(app)
+                    cur.execute(query.sql, [values[p] for p in query.params], prepare=True)
+                    answers[name] = (cur.fetchall() if cur.description else None, cur.rowcount)
+            except psycopg.Error as exc:
+                refused[name] = exc.diag.message_primary
+    assert set(refused) == GENERIC_PLAN_REFUSED
+    assert {m for m in refused.values() if "could not create distributed plan" not in m} == set()
+    assert answers == {name: expected[(name, A)][:2] for name in answers}
+
+
+# ==========================================================================
+# The tenant context
+# ==========================================================================
+
+
+def test_the_application_login_has_no_role_settings_and_reads_its_tenant(app, su):
+    assert su.execute(
+        "SELECT count(*) FROM pg_db_role_setting AS s JOIN pg_roles AS r ON r.oid = s.setrole WHERE r.rolname = %s",
+        (APP_LOGIN,),
+    ).fetchone() == (0,)
+    with app.transaction():
+        app.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+        assert app.execute("SHOW citus.propagate_set_commands").fetchone() == ("local",)
+        sessions = app.execute("SELECT business_id, their_id FROM whatsmeow_sessions WHERE business_id = %s", (A,))
+        assert sessions.fetchall() == [(A, params(A)["their_id"])]
+    # Only for the transaction that named the tenant.
+    assert app.execute("SHOW citus.propagate_set_commands").fetchone() == ("none",)
+
+
+def test_a_set_local_without_propagation_silently_reads_zero_rows(app):
+    # What the application sees when the tenant does not reach the workers: no rows, no error.
+    with app.transaction():
+        app.execute(f"SET LOCAL app.current_business_id = '{A}'")
+        assert app.execute("SELECT count(*) FROM whatsmeow_sessions WHERE business_id = %s", (A,)).fetchone() == (0,)
+        assert app.execute("SELECT count(*) FROM whatsmeow_device WHERE business_id = %s", (A,)).fetchone() == (0,)
+
+
+def test_tenant_b_cannot_read_or_write_tenant_a_on_the_workers(app):
+    with app.transaction():
+        app.execute("SELECT whatsmeow_set_tenant(%s)", (B,))
+        assert app.execute("SELECT count(*) FROM whatsmeow_sessions WHERE business_id = %s", (A,)).fetchone() == (0,)
+        assert app.execute("SELECT count(*) FROM whatsmeow_sessions").fetchone() == (1,)
+    with pytest.raises(errors.InsufficientPrivilege), app.transaction():
+        app.execute("SELECT whatsmeow_set_tenant(%s)", (B,))
+        QUERIES["putSessionQuery"].run(app, {**params(A), "their_id": "15550004444:1"})
+
+
+def test_a_login_on_the_application_role_itself_works_too(citus, su):
+    su.execute(f"ALTER ROLE {APP} LOGIN")
+    try:
+        with citus.connect(user=APP) as conn, conn.transaction():
+            conn.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+            assert conn.execute("SELECT count(*) FROM whatsmeow_device WHERE business_id = %s", (A,)).fetchone() == (1,)
+    finally:
+        su.execute(f"ALTER ROLE {APP} NOLOGIN")
+
+
+def test_set_role_to_the_nologin_application_role_cannot_reach_the_workers(su):
+    with pytest.raises(psycopg.Error, match=f'role "{APP}" is not permitted to log in'), su.transaction():
+        su.execute(f"SET LOCAL ROLE {APP}")
+        su.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+        su.execute("SELECT count(*) FROM whatsmeow_device WHERE business_id = %s", (A,))
+
+
+# ==========================================================================
+# Cascades, the distribution column and invalid ids, on the shards
+# ==========================================================================
+
+
+def test_deleting_a_device_cascades_on_its_shard_and_leaves_the_other_tenant(su, store):
+    with su.transaction(force_rollback=True):
+        assert _task_counts(su, "DELETE FROM whatsmeow_device WHERE business_id = $1 AND jid = $2", [A, OUR_JID]) == [1]
+        assert su.execute("DELETE FROM whatsmeow_device WHERE business_id = %s AND jid = %s", (A, OUR_JID)).rowcount == 1
+        left = {table: rows for table, rows in tenant_rows(su, A).items() if rows}
+        assert set(left) == {"whatsmeow_lid_map"}
+        assert tenant_rows(su, B) == store["rows"][B]
+
+
+def test_renaming_a_device_with_rows_is_refused_instead_of_cascading(su):
+    with pytest.raises(errors.ForeignKeyViolation), su.transaction():
+        su.execute("UPDATE whatsmeow_device SET jid = %s WHERE business_id = %s AND jid = %s",
+                   ("15550001111:8@s.whatsapp.net", A, OUR_JID))
+
+
+def test_moving_a_row_to_another_tenant_is_refused(su):
+    with pytest.raises(psycopg.Error, match="modifying the partition value of rows is not allowed"), su.transaction():
+        su.execute("UPDATE whatsmeow_sessions SET business_id = %s WHERE business_id = %s", (B, A))
+
+
+@pytest.mark.parametrize("business_id", ["", "acme corp", "x" * 65, "acme'--"])
+def test_an_invalid_business_id_is_refused_by_the_shards(su, business_id):
+    with pytest.raises(errors.CheckViolation), su.transaction():
+        QUERIES["insertDeviceQuery"].run(su, {**params(A), "business_id": business_id})
+
+
+def test_a_shard_on_a_worker_refuses_an_invalid_business_id_itself(citus, su):
+    shard = su.execute(
+        "SELECT shard_name, nodename FROM citus_shards WHERE table_name = 'whatsmeow_lid_map'::REGCLASS LIMIT 1"
+    ).fetchone()
+    node = next(name for name, cluster in citus.nodes.items() if str(cluster.socketdir) == shard[1])
+    with citus.connect(node) as worker, pytest.raises(errors.CheckViolation):
+        worker.execute(f"INSERT INTO {shard[0]} (business_id, lid, pn) VALUES ('bad id', '1', '2')")
+
+
+def test_the_tenant_function_refuses_an_invalid_business_id(app):
+    with pytest.raises(errors.InvalidParameterValue), app.transaction():
+        app.execute("SELECT whatsmeow_set_tenant(%s)", ("acme corp",))
+
+
+# ==========================================================================
+# The applier on the coordinator
+# ==========================================================================
+
+
+def test_status_reports_the_distributed_store_current(store):
+    result = applier("status", "--json", "--dsn", store["dsn"])
+    assert result.returncode == 0, result.stderr
+    assert '"rls": "forced"' in result.stdout and '"tenants": 2' in result.stdout
+    assert f'"version": {LATEST_VERSION}' in result.stdout
+
+
+def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
+    import json
+
+    result = applier("audit", "--json", "--dsn", store["dsn"])
+    assert result.returncode == 0, result.stdout
+    info = json.loads(result.stdout)["information"]
+    kinds = {(r["table_type"], r["distribution_column"], r["shards"], r["nodes"]) for r in info["distribution"]["rows"]}
+    assert kinds == {("distributed", "business_id", 32, 2), ("reference", None, 1, 3)}
+    assert len(info["distribution"]["rows"]) == 17
+    assert {r["business_id"]: r["total_rows"] for r in info["tenants"]["rows"]} == {A: 16, B: 16}
+    for section in ("unused_indexes", "maintenance"):
+        assert "distributed with Citus" in info[section]["unavailable"]
+
+
+def test_verify_reports_exactly_the_14_foreign_keys_without_on_update_cascade(store):
+    result = applier("verify", "--dsn", store["dsn"])
+    assert result.returncode == 1
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert len(lines) == FOREIGN_KEYS, result.stdout
+    assert all(re.match(r"altered constraint whatsmeow_\w+\.whatsmeow_\w+_fkey: definition '.* ON UPDATE CASCADE "
+                        r"ON DELETE CASCADE' -> '.*\) ON DELETE CASCADE'$", line) for line in lines), lines
