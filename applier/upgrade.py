@@ -110,9 +110,18 @@ def render(conn: psycopg.Connection, plan_: list[list[Statement]]) -> str:
     return "\n".join(out) + "\n"
 
 
+# On Citus, row-level security is re-applied in the step's transaction below, and Citus refuses the
+# function DDL of rls/ after DDL it ran over parallel connections to the shards in that transaction.
+CITUS_SEQUENTIAL = (
+    "SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true) "
+    "FROM pg_catalog.pg_extension WHERE extname = 'citus'"
+)
+
+
 def execute(conn: psycopg.Connection, plan_: list[list[Statement]], quiet: bool) -> None:
     for statements in plan_:
         with conn.transaction():
+            conn.execute(CITUS_SEQUENTIAL)
             for statement in statements:
                 started = time.monotonic()
                 try:

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import pytest
 from psycopg import errors
 from runners import applier
 from runners import psql as run_psql
-from store import LATEST_VERSION, OUR_JID, SEED, TENANT_TABLES, params, seed, tenant_rows
+from store import LATEST_COMPAT, LATEST_VERSION, OUR_JID, TENANT_TABLES, params, seed, tenant_rows
 
 from applier.embedded import Cluster, find_bindir, server_user
 from applier.queries import load_queries
@@ -120,27 +121,33 @@ def citus():
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def store(citus):
-    """The distributed store, as the operator steps of docs/citus.md build it; what each step said."""
+def _install(citus: CitusCluster, dbname: str) -> dict:
+    """A distributed store, as the operator steps of docs/citus.md build it; what each step said."""
     psql_path = citus.nodes["coordinator"].bindir / "psql"
-    dsn = citus.create_database(DATABASE)
+    dsn = citus.create_database(dbname)
     _check(applier("upgrade", "--dsn", dsn))
     _check(applier("rls", "roles", "--dsn", dsn))
-    with citus.connect() as conn:
-        conn.execute(f"CREATE ROLE {OPS_LOGIN} LOGIN IN ROLE {OWNER}")
-        conn.execute(f"CREATE ROLE {APP_LOGIN} LOGIN IN ROLE {APP}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for login, role in ((OPS_LOGIN, OWNER), (APP_LOGIN, APP)):
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone():
+                conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
         seed(conn, A)
         seed(conn, B)
         rows = {tenant: tenant_rows(conn, tenant) for tenant in (A, B)}
     # As the NOLOGIN owner role: Citus's connections to the workers are refused, and nothing changes.
     as_owner_role = _distribute(psql_path, dsn, "-c", f"SET ROLE {OWNER}")
-    with citus.connect() as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         after_refusal = conn.execute("SELECT count(*) FROM pg_dist_partition").fetchone()[0]
-    distributed = _check(_distribute(psql_path, citus.dsn(user=OPS_LOGIN)))
-    _check(applier("rls", "enable", "--force", "--dsn", citus.dsn(user=OPS_LOGIN)))
-    return {"dsn": dsn, "psql": psql_path, "rows": rows, "as_owner_role": as_owner_role,
+    ops = citus.dsn(user=OPS_LOGIN, dbname=dbname)
+    distributed = _check(_distribute(psql_path, ops))
+    _check(applier("rls", "enable", "--force", "--dsn", ops))
+    return {"dsn": dsn, "ops": ops, "psql": psql_path, "rows": rows, "as_owner_role": as_owner_role,
             "after_refusal": after_refusal, "distributed": distributed}
+
+
+@pytest.fixture(scope="session")
+def store(citus):
+    return _install(citus, DATABASE)
 
 
 @pytest.fixture
@@ -455,3 +462,55 @@ def test_verify_reports_exactly_the_14_foreign_keys_without_on_update_cascade(st
     assert len(lines) == FOREIGN_KEYS, result.stdout
     assert all(re.match(r"altered constraint whatsmeow_\w+\.whatsmeow_\w+_fkey: definition '.* ON UPDATE CASCADE "
                         r"ON DELETE CASCADE' -> '.*\) ON DELETE CASCADE'$", line) for line in lines), lines
+
+
+# ==========================================================================
+# Upgrading a distributed store
+# ==========================================================================
+
+# A step written as docs/citus.md asks of every step: DDL that Citus propagates to the shards.
+NEXT_STEP = """-- v{v} -> v{n} (compatible with v{c}+): Record when a message secret arrived
+ALTER TABLE whatsmeow_message_secrets ADD COLUMN received_at BIGINT;
+"""
+
+
+def _package_with_next_step(folder: Path) -> Path:
+    """This package, copied, with one more step: the applier a release with that step would be."""
+    for part in ("applier", "upgrades", "schema", "rls", "audits"):
+        shutil.copytree(ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+    number = max(int(p.name[:2]) for p in (ROOT / "upgrades").glob("[0-9][0-9]-*.sql")) + 1
+    step = NEXT_STEP.format(v=LATEST_VERSION, n=LATEST_VERSION + 1, c=LATEST_COMPAT)
+    (folder / "upgrades" / f"{number}-message-secret-received-at.sql").write_text(step)
+    return folder
+
+
+def _run_package(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
+    return subprocess.run([sys.executable, "-m", "applier", *args], cwd=folder, env=environment,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_a_distributed_store_upgrades_by_one_step_on_every_shard(citus, store, tmp_path):
+    upgraded = _install(citus, "whatsmeow_upgrade")
+    package = _package_with_next_step(tmp_path / "package")
+    result = _run_package(package, "upgrade", "--dsn", upgraded["ops"])
+    assert result.returncode == 0, result.stderr
+    assert f"v{LATEST_VERSION} -> v{LATEST_VERSION + 1}" in result.stderr
+    with psycopg.connect(upgraded["dsn"], autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM whatsmeow_version").fetchone() == (LATEST_VERSION + 1,)
+        shards = conn.execute(
+            "SELECT success, count(*) FROM run_command_on_shards("
+            "'whatsmeow_message_secrets', 'SELECT received_at FROM %s LIMIT 0') GROUP BY 1"
+        ).fetchall()
+        assert shards == [(True, 32)]
+        for tenant, rows in upgraded["rows"].items():
+            assert len(tenant_rows(conn, tenant)["whatsmeow_message_secrets"]) == len(rows["whatsmeow_message_secrets"])
+    with psycopg.connect(citus.dsn(user=APP_LOGIN, dbname="whatsmeow_upgrade"), autocommit=True) as app_conn:
+        with app_conn.transaction():
+            app_conn.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+            assert QUERIES["getMsgSecret"].run(app_conn, params(A)).fetchall() == [
+                (params(A)["key"], params(A)["sender_jid"])
+            ]
+    status = _run_package(package, "status", "--json", "--dsn", upgraded["dsn"])
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert '"rls": "forced"' in status.stdout
