@@ -18,10 +18,12 @@ BEGIN
         USING ERRCODE = 'undefined_function',
         HINT = 'Run it on the Citus coordinator, in the database that holds the store, after CREATE EXTENSION citus.';
     END IF;
-    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 1001) THEN
-        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v1001 store only'
+    -- The multi-tenant line: every key and foreign key leads with business_id. A
+    -- table this file does not know is caught at the end, before COMMIT.
+    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version >= 1000) THEN
+        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a multi-tenant store (v1000 or later) only'
         USING ERRCODE = 'object_not_in_prerequisite_state',
-        HINT = 'Bring the store to v1001 first: whatsmeow-tenancy upgrade';
+        HINT = 'Bring the store to the package''s version first: whatsmeow-tenancy upgrade';
     END IF;
 END
 $$;
@@ -139,5 +141,29 @@ SELECT create_distributed_table('whatsmeow_nct_salt', 'business_id', colocate_wi
 SELECT create_distributed_table('whatsmeow_lid_map', 'business_id', colocate_with => 'whatsmeow_device');
 SELECT create_distributed_table('whatsmeow_event_buffer', 'business_id', colocate_with => 'whatsmeow_device');
 SELECT create_distributed_table('whatsmeow_retry_buffer', 'business_id', colocate_with => 'whatsmeow_device');
+
+-- A tenant table added by a later step and not listed above would stay local on
+-- the coordinator, where its foreign key to the distributed devices cannot be.
+DO $$
+DECLARE
+    missed TEXT;
+BEGIN
+    SELECT string_agg(c.relname::TEXT, ', ' ORDER BY c.relname) INTO missed
+    FROM pg_class AS c
+    WHERE
+        c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
+        AND c.relkind IN ('r', 'p')
+        AND NOT c.relispartition
+        AND starts_with(c.relname::TEXT, 'whatsmeow_')
+        AND EXISTS (SELECT FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attname = 'business_id')
+        AND NOT EXISTS (SELECT FROM pg_dist_partition AS p WHERE p.logicalrelid = c.oid);
+    IF missed IS NOT NULL THEN
+        RAISE EXCEPTION 'schema/citus-distribute.sql does not distribute %: the store is left local and unchanged',
+        missed
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+        HINT = 'Use schema/citus-distribute.sql of the package release that installed this store.';
+    END IF;
+END
+$$;
 
 COMMIT;

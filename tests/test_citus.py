@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from runners import psql as run_psql
-from store import LATEST_VERSION, TENANT_TABLES, seed, tenant_rows
+from store import TENANT_TABLES, seed, tenant_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "schema" / "citus-distribute.sql"
@@ -29,10 +29,14 @@ CREATE TABLE citus_calls (
     colocate_with TEXT
 );
 
+-- Stands in for Citus's pg_catalog.pg_dist_partition, which the script reads at the end.
+CREATE TABLE pg_dist_partition (logicalrelid REGCLASS PRIMARY KEY);
+
 CREATE FUNCTION create_reference_table(table_name REGCLASS)
 RETURNS VOID LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO citus_calls (function, table_name) VALUES ('create_reference_table', table_name::TEXT);
+    INSERT INTO pg_dist_partition VALUES (table_name);
 END
 $$;
 
@@ -57,6 +61,7 @@ BEGIN
     END IF;
     INSERT INTO citus_calls (function, table_name, distribution_column, colocate_with)
     VALUES ('create_distributed_table', table_name::TEXT, distribution_column, colocate_with);
+    INSERT INTO pg_dist_partition VALUES (table_name);
 END
 $$;
 """
@@ -174,12 +179,12 @@ def test_without_citus_the_script_refuses_and_changes_nothing(db, db_dsn, psql):
     assert _foreign_keys(db) == before
 
 
-def test_a_store_that_is_not_at_the_latest_version_is_refused_unchanged(stubbed, db_dsn, psql):
+def test_a_store_below_the_multi_tenant_line_is_refused_unchanged(stubbed, db_dsn, psql):
     stubbed.execute("UPDATE whatsmeow_version SET version = 15, compat = 8")
     before = _foreign_keys(stubbed)
     result = _distribute(psql, db_dsn)
     assert result.returncode != 0
-    assert f"distributes a v{LATEST_VERSION} store only" in result.stderr
+    assert "distributes a multi-tenant store (v1000 or later) only" in result.stderr
     assert _foreign_keys(stubbed) == before
     assert stubbed.execute("SELECT count(*) FROM citus_calls").fetchone() == (0,)
 
@@ -247,3 +252,16 @@ def test_a_distributed_store_still_passes_the_tenant_key_audits(distributed, db)
     apply_audits(db)
     _, findings = read_findings(db)
     assert [f for f in findings if f.check in ("tenant_keys", "device_cascade")] == []
+
+
+def test_a_tenant_table_the_script_does_not_know_is_refused_and_nothing_changes(stubbed, db_dsn, psql):
+    stubbed.execute(
+        "CREATE TABLE whatsmeow_future (business_id TEXT NOT NULL, our_jid TEXT NOT NULL, "
+        "PRIMARY KEY (business_id, our_jid))"
+    )
+    before = _foreign_keys(stubbed)
+    result = _distribute(psql, db_dsn)
+    assert result.returncode != 0
+    assert "does not distribute whatsmeow_future" in result.stderr
+    assert _foreign_keys(stubbed) == before
+    assert stubbed.execute("SELECT count(*) FROM pg_dist_partition").fetchone() == (0,)
