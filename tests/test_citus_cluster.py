@@ -50,11 +50,15 @@ FOREIGN_KEYS = 14
 
 
 def _citus_missing(bindir: Path) -> str | None:
+    """Why Citus cannot run with these server binaries, or None: its control file is where the server looks."""
     pg_config = bindir / "pg_config"
-    if not pg_config.is_file():
-        return f"no pg_config in {bindir} to find Citus with"
-    sharedir = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True, check=False)
-    control = Path(sharedir.stdout.strip()) / "extension" / "citus.control"
+    if pg_config.is_file():
+        out = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True, check=False)
+        sharedir = Path(out.stdout.strip())
+    else:
+        # Relocatable builds without pg_config keep share/ next to bin/.
+        sharedir = bindir.parent / "share" / "postgresql"
+    control = sharedir / "extension" / "citus.control"
     if not control.is_file():
         return f"Citus is not installed for the PostgreSQL in {bindir} (no {control}); bash .ci/citus installs it"
     return None
