@@ -1,5 +1,6 @@
--- Distributes an installed v1001 store on a Citus coordinator, every tenant table
--- sharded by business_id in one colocation group, for psql:
+-- Distributes an installed multi-tenant store (v1000 or later) on a Citus
+-- coordinator, every tenant table sharded by business_id in one colocation
+-- group, for psql:
 --   psql -v ON_ERROR_STOP=1 -f schema/citus-distribute.sql
 -- Run it once, with the application stopped: it copies every row into the
 -- shards. Citus opens its connections to the workers as the current role, so run
