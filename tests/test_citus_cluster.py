@@ -27,10 +27,23 @@ import pytest
 from psycopg import errors
 from runners import applier
 from runners import psql as run_psql
-from store import LATEST_COMPAT, LATEST_VERSION, OUR_JID, TENANT_TABLES, params, seed, tenant_rows
+from store import (
+    LATEST_COMPAT,
+    LATEST_VERSION,
+    OUR_JID,
+    TENANT_TABLES,
+    UPSTREAM_VERSION,
+    params,
+    seed,
+    tenant_rows,
+)
+from upstream import make_store
 
+from applier.database import read_state
 from applier.embedded import Cluster, find_bindir, server_user
 from applier.queries import load_queries
+from applier.steps import load_steps, plan
+from applier.upgrade import execute, transactions
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "schema" / "citus-distribute.sql"
@@ -125,19 +138,25 @@ def citus():
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _install(citus: CitusCluster, dbname: str) -> dict:
-    """A distributed store, as the operator steps of docs/citus.md build it; what each step said."""
+def _install(citus: CitusCluster, dbname: str, build=None, tenants: tuple[str, ...] = (A, B)) -> dict:
+    """A distributed store, as the operator steps of docs/citus.md build it; what each step said.
+
+    `build(dsn)` installs the store (default: `upgrade`, the latest version); `tenants` are written
+    through the catalogue."""
     psql_path = citus.nodes["coordinator"].bindir / "psql"
     dsn = citus.create_database(dbname)
-    _check(applier("upgrade", "--dsn", dsn))
+    if build is None:
+        _check(applier("upgrade", "--dsn", dsn))
+    else:
+        build(dsn)
     _check(applier("rls", "roles", "--dsn", dsn))
     with psycopg.connect(dsn, autocommit=True) as conn:
         for login, role in ((OPS_LOGIN, OWNER), (APP_LOGIN, APP)):
             if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)).fetchone():
                 conn.execute(f"CREATE ROLE {login} LOGIN IN ROLE {role}")
-        seed(conn, A)
-        seed(conn, B)
-        rows = {tenant: tenant_rows(conn, tenant) for tenant in (A, B)}
+        for tenant in tenants:
+            seed(conn, tenant)
+        rows = {tenant: tenant_rows(conn, tenant) for tenant in tenants or (A,)}
     # As the NOLOGIN owner role: Citus's connections to the workers are refused, and nothing changes.
     as_owner_role = _distribute(psql_path, dsn, "-c", f"SET ROLE {OWNER}")
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -476,6 +495,12 @@ def test_verify_reports_exactly_the_14_foreign_keys_without_on_update_cascade(st
 NEXT_STEP = """-- v{v} -> v{n} (compatible with v{c}+): Record when a message secret arrived
 ALTER TABLE whatsmeow_message_secrets ADD COLUMN received_at BIGINT;
 """
+# The first version of the multi-tenant line, the oldest store citus-distribute.sql takes.
+VERSION_LINE = 1000
+SHARD_COLUMNS = (
+    "SELECT string_agg(attname::TEXT, ',' ORDER BY attname) FROM pg_attribute "
+    "WHERE attrelid = '%s'::REGCLASS AND attnum > 0 AND NOT attisdropped"
+)
 
 
 def _package_with_next_step(folder: Path) -> Path:
@@ -494,27 +519,59 @@ def _run_package(folder: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_a_distributed_store_upgrades_by_one_step_on_every_shard(citus, store, tmp_path):
-    upgraded = _install(citus, "whatsmeow_upgrade")
-    package = _package_with_next_step(tmp_path / "package")
+def _before_the_newest_step(dsn: str) -> None:
+    """An upstream store, converted for tenant A, brought to the version before the package's newest step."""
+    make_store(dsn, UPSTREAM_VERSION)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        state = read_state(conn)
+        path = [step for step in plan(state.version, state.compat, load_steps()) if step.to_version < LATEST_VERSION]
+        execute(conn, transactions(state, path, A), quiet=True)
+
+
+def _counts(conn: psycopg.Connection) -> dict[str, int]:
+    return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TENANT_TABLES}
+
+
+def _shards_unlike_their_table(conn: psycopg.Connection) -> dict[str, set]:
+    """Per tenant table, the column lists of its shards that are not the coordinator's."""
+    unlike = {}
+    for table in TENANT_TABLES:
+        own = conn.execute(SHARD_COLUMNS.replace("'%s'", "%s"), (table,)).fetchone()[0]
+        shards = {row[0] for row in conn.execute("SELECT result FROM run_command_on_shards(%s, %s)",
+                                                 (table, SHARD_COLUMNS))}
+        if shards != {own}:
+            unlike[table] = shards - {own}
+    return unlike
+
+
+def test_a_distributed_store_takes_the_next_step_on_every_shard(citus, store, tmp_path):
+    if LATEST_VERSION > VERSION_LINE:
+        # The package's own newest step, on a store distributed at the version before it.
+        upgraded = _install(citus, "whatsmeow_upgrade", build=_before_the_newest_step, tenants=())
+        package, target = ROOT, LATEST_VERSION
+    else:
+        # No step after the first multi-tenant version yet: one more, in a copy of the package.
+        upgraded = _install(citus, "whatsmeow_upgrade")
+        package, target = _package_with_next_step(tmp_path / "package"), LATEST_VERSION + 1
+    with psycopg.connect(upgraded["dsn"], autocommit=True) as conn:
+        before = _counts(conn)
     result = _run_package(package, "upgrade", "--dsn", upgraded["ops"])
     assert result.returncode == 0, result.stderr
-    assert f"v{LATEST_VERSION} -> v{LATEST_VERSION + 1}" in result.stderr
+    assert f"v{target - 1} -> v{target}" in result.stderr
     with psycopg.connect(upgraded["dsn"], autocommit=True) as conn:
-        assert conn.execute("SELECT version FROM whatsmeow_version").fetchone() == (LATEST_VERSION + 1,)
-        shards = conn.execute(
-            "SELECT success, count(*) FROM run_command_on_shards("
-            "'whatsmeow_message_secrets', 'SELECT received_at FROM %s LIMIT 0') GROUP BY 1"
-        ).fetchall()
-        assert shards == [(True, 32)]
-        for tenant, rows in upgraded["rows"].items():
-            assert len(tenant_rows(conn, tenant)["whatsmeow_message_secrets"]) == len(rows["whatsmeow_message_secrets"])
+        assert conn.execute("SELECT version FROM whatsmeow_version").fetchone() == (target,)
+        assert _shards_unlike_their_table(conn) == {}
+        assert _counts(conn) == before
+        devices = before["whatsmeow_device"] - conn.execute(
+            "SELECT count(*) FROM whatsmeow_device WHERE business_id <> %s", (A,)).fetchone()[0]
     with psycopg.connect(citus.dsn(user=APP_LOGIN, dbname="whatsmeow_upgrade"), autocommit=True) as app_conn:
         with app_conn.transaction():
             app_conn.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
-            assert QUERIES["getMsgSecret"].run(app_conn, params(A)).fetchall() == [
-                (params(A)["key"], params(A)["sender_jid"])
-            ]
+            count = app_conn.execute("SELECT count(*) FROM whatsmeow_device WHERE business_id = %s", (A,))
+            assert count.fetchone() == (devices,)
     status = _run_package(package, "status", "--json", "--dsn", upgraded["dsn"])
     assert status.returncode == 0, status.stdout + status.stderr
     assert '"rls": "forced"' in status.stdout
+    if package == ROOT:
+        verify = applier("verify", "--dsn", upgraded["dsn"])
+        assert len([line for line in verify.stdout.splitlines() if line.strip()]) == FOREIGN_KEYS, verify.stdout
