@@ -28,6 +28,7 @@ from psycopg import errors
 from runners import applier
 from runners import psql as run_psql
 from store import (
+    ADDED_COLUMNS,
     LATEST_COMPAT,
     LATEST_VERSION,
     OUR_JID,
@@ -205,6 +206,20 @@ def _values(name: str, tenant: str) -> dict:
     return values
 
 
+def _comparable_rows(conn: psycopg.Connection, tenant: str) -> dict[str, list[tuple]]:
+    """tenant_rows without the columns the multi-tenant line adds (a time of storing, which differs between
+    two servers), in the order of the fresh install's columns."""
+    rows = {}
+    for table in TENANT_TABLES:
+        columns = [name for (name,) in conn.execute(
+            "SELECT attname::TEXT FROM pg_attribute WHERE attrelid = %s::REGCLASS AND attnum > 0 "
+            "AND NOT attisdropped ORDER BY attnum", (table,)) if (table, name) not in ADDED_COLUMNS]
+        rows[table] = conn.execute(
+            f"SELECT {', '.join(columns)} FROM {table} WHERE business_id = %s ORDER BY 1, 2, 3", (tenant,)
+        ).fetchall()
+    return rows
+
+
 def _answers(conn: psycopg.Connection, *, tenant_context: bool, both_tenants: bool, prepare: bool = False,
              repeat: int = 1) -> dict[tuple[str, str], tuple]:
     """Every catalogue query for each tenant, each in a transaction that is rolled back: its rows and row count,
@@ -224,8 +239,8 @@ def _answers(conn: psycopg.Connection, *, tenant_context: bool, both_tenants: bo
                         cur.execute(query.sql, [values[p] for p in query.params], prepare=prepare)
                         answer = (cur.fetchall() if cur.description else None, cur.rowcount)
                         if query.verb != "SELECT":
-                            answer += (tenant_rows(conn, tenant),)
-                            answer += (tenant_rows(conn, other),) if both_tenants else ()
+                            answer += (_comparable_rows(conn, tenant),)
+                            answer += (_comparable_rows(conn, other),) if both_tenants else ()
                         seen.add(repr(answer))
                 assert len(seen) == 1, f"{name} answered differently when run again"
                 answers[(name, tenant)] = answer
@@ -575,3 +590,9 @@ def test_a_distributed_store_takes_the_next_step_on_every_shard(citus, store, tm
     if package == ROOT:
         verify = applier("verify", "--dsn", upgraded["dsn"])
         assert len([line for line in verify.stdout.splitlines() if line.strip()]) == FOREIGN_KEYS, verify.stdout
+        pruned = applier("prune", "--message-secrets-older-than", "1h", "--dsn", upgraded["dsn"])
+        assert pruned.returncode == 0, pruned.stderr
+        # whatsmeow_prune_candidates is a SQL function whose parameters reach distributed tables (docs/citus.md).
+        counted = applier("prune", "--dry-run", "--dsn", upgraded["dsn"])
+        assert counted.returncode == 2
+        assert "parameterized queries for SQL functions referencing distributed tables" in counted.stderr
