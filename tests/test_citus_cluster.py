@@ -53,7 +53,7 @@ PORT = 5432
 OWNER, APP = "whatsmeow_owner", "whatsmeow_app"
 # Logins created as docs/row-level-security.md says, after rls/roles.sql: no settings of their own.
 OPS_LOGIN, APP_LOGIN = "whatsmeow_ops", "whatsmeow_billing"
-# Citus cannot plan these with their parameters unknown: their parameters sit in sub-selects.
+# Citus cannot plan these with their parameters unknown: they sit in sub-selects or INSERT ... SELECT.
 GENERIC_PLAN_REFUSED = {
     "getManySessionQueryPostgres", "getMsgSecret", "getPrivacyToken",
     "migratePNToLIDSessionsQuery", "migratePNToLIDIdentityKeysQuery", "migratePNToLIDSenderKeysQuery",
