@@ -487,6 +487,9 @@ def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
     assert kinds == {("distributed", "business_id", 32, 2), ("reference", None, 1, 3)}
     assert len(info["distribution"]["rows"]) == 17
     assert {r["business_id"]: r["total_rows"] for r in info["tenants"]["rows"]} == {A: 16, B: 16}
+    # Read through the distributed tables, so they are the shards' rows.
+    assert all(r["total_bytes"] > 0 for r in info["tenants"]["rows"])
+    assert {r["business_id"]: r["mac_rows"] for r in info["mutation_mac_history"]["rows"]} == {A: 1, B: 1}
     for section in ("unused_indexes", "maintenance"):
         assert "distributed with Citus" in info[section]["unavailable"]
 
