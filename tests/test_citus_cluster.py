@@ -492,6 +492,10 @@ def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
     assert {r["business_id"]: r["mac_rows"] for r in info["mutation_mac_history"]["rows"]} == {A: 1, B: 1}
     for section in ("unused_indexes", "maintenance"):
         assert "distributed with Citus" in info[section]["unavailable"]
+    report = applier("audit", "--dsn", store["dsn"])
+    assert report.returncode == 0, report.stderr
+    assert "citus: 16 tables: distributed by business_id, colocation group" in report.stdout
+    assert "citus: whatsmeow_version: reference, 1 shard on 3 nodes" in report.stdout
 
 
 def test_verify_reports_exactly_the_14_foreign_keys_without_on_update_cascade(store):
