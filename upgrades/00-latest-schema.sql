@@ -307,60 +307,64 @@ CREATE FUNCTION whatsmeow_prune_candidates(
     message_secrets_older_than INTERVAL DEFAULT NULL
 )
 RETURNS TABLE (tenant TEXT, table_name TEXT, prunable BIGINT, total BIGINT)
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 AS $$
-    WITH horizon AS (
-        SELECT h.*
-        FROM whatsmeow_retention_horizons(whatsmeow_prune_candidates.message_secrets_older_than) AS h
-    )
+BEGIN
+    -- PL/pgSQL hands the parameters to each query as values, which Citus can
+    -- route; a SQL function's parameters it cannot plan on distributed tables.
+    RETURN QUERY
+        WITH horizon AS (
+            SELECT h.*
+            FROM whatsmeow_retention_horizons(whatsmeow_prune_candidates.message_secrets_older_than) AS h
+        )
 
-    SELECT
-        m.business_id,
-        'whatsmeow_app_state_mutation_macs',
-        pg_catalog.count(*) - pg_catalog.count(DISTINCT (m.jid, m.name, m.index_mac)),
-        pg_catalog.count(*)
-    FROM whatsmeow_app_state_mutation_macs AS m
-    WHERE whatsmeow_prune_candidates.business_id IS NULL OR m.business_id = whatsmeow_prune_candidates.business_id
-    GROUP BY m.business_id
+        SELECT
+            m.business_id,
+            'whatsmeow_app_state_mutation_macs',
+            pg_catalog.count(*) - pg_catalog.count(DISTINCT (m.jid, m.name, m.index_mac)),
+            pg_catalog.count(*)
+        FROM whatsmeow_app_state_mutation_macs AS m
+        WHERE whatsmeow_prune_candidates.business_id IS NULL OR m.business_id = whatsmeow_prune_candidates.business_id
+        GROUP BY m.business_id
 
-    UNION ALL
+        UNION ALL
 
-    SELECT
-        s.business_id,
-        'whatsmeow_message_secrets',
-        pg_catalog.count(*) FILTER (WHERE s.stored_at < horizon.message_secrets_before),
-        pg_catalog.count(*)
-    FROM whatsmeow_message_secrets AS s
-    CROSS JOIN horizon
-    WHERE whatsmeow_prune_candidates.business_id IS NULL OR s.business_id = whatsmeow_prune_candidates.business_id
-    GROUP BY s.business_id
+        SELECT
+            s.business_id,
+            'whatsmeow_message_secrets',
+            pg_catalog.count(*) FILTER (WHERE s.stored_at < horizon.message_secrets_before),
+            pg_catalog.count(*)
+        FROM whatsmeow_message_secrets AS s
+        CROSS JOIN horizon
+        WHERE whatsmeow_prune_candidates.business_id IS NULL OR s.business_id = whatsmeow_prune_candidates.business_id
+        GROUP BY s.business_id
 
-    UNION ALL
+        UNION ALL
 
-    SELECT
-        e.business_id,
-        'whatsmeow_event_buffer',
-        pg_catalog.count(*) FILTER (WHERE e.insert_timestamp < horizon.event_buffer_before),
-        pg_catalog.count(*)
-    FROM whatsmeow_event_buffer AS e
-    CROSS JOIN horizon
-    WHERE whatsmeow_prune_candidates.business_id IS NULL OR e.business_id = whatsmeow_prune_candidates.business_id
-    GROUP BY e.business_id
+        SELECT
+            e.business_id,
+            'whatsmeow_event_buffer',
+            pg_catalog.count(*) FILTER (WHERE e.insert_timestamp < horizon.event_buffer_before),
+            pg_catalog.count(*)
+        FROM whatsmeow_event_buffer AS e
+        CROSS JOIN horizon
+        WHERE whatsmeow_prune_candidates.business_id IS NULL OR e.business_id = whatsmeow_prune_candidates.business_id
+        GROUP BY e.business_id
 
-    UNION ALL
+        UNION ALL
 
-    SELECT
-        r.business_id,
-        'whatsmeow_retry_buffer',
-        pg_catalog.count(*) FILTER (WHERE r.timestamp < horizon.retry_buffer_before),
-        pg_catalog.count(*)
-    FROM whatsmeow_retry_buffer AS r
-    CROSS JOIN horizon
-    WHERE whatsmeow_prune_candidates.business_id IS NULL OR r.business_id = whatsmeow_prune_candidates.business_id
-    GROUP BY r.business_id
-
-    ORDER BY 1, 2
+        SELECT
+            r.business_id,
+            'whatsmeow_retry_buffer',
+            pg_catalog.count(*) FILTER (WHERE r.timestamp < horizon.retry_buffer_before),
+            pg_catalog.count(*)
+        FROM whatsmeow_retry_buffer AS r
+        CROSS JOIN horizon
+        WHERE whatsmeow_prune_candidates.business_id IS NULL OR r.business_id = whatsmeow_prune_candidates.business_id
+        GROUP BY r.business_id
+        ORDER BY 1, 2;
+END
 $$;
 
 -- Removes what whatsmeow_prune_candidates counts, in transactions of at most
