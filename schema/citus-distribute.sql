@@ -1,4 +1,4 @@
--- Distributes an installed v1001 store on a Citus coordinator, every tenant table
+-- Distributes an installed v1002 store on a Citus coordinator, every tenant table
 -- sharded by business_id in one colocation group, for psql:
 --   psql -v ON_ERROR_STOP=1 -f schema/citus-distribute.sql
 -- Run it once, as the owner of the tables, with the application stopped: it
@@ -18,10 +18,10 @@ BEGIN
         USING ERRCODE = 'undefined_function',
         HINT = 'Run it on the Citus coordinator, in the database that holds the store, after CREATE EXTENSION citus.';
     END IF;
-    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 1001) THEN
-        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v1001 store only'
+    IF NOT EXISTS (SELECT FROM whatsmeow_version WHERE version = 1002) THEN
+        RAISE EXCEPTION 'schema/citus-distribute.sql distributes a v1002 store only'
         USING ERRCODE = 'object_not_in_prerequisite_state',
-        HINT = 'Bring the store to v1001 first: whatsmeow-tenancy upgrade';
+        HINT = 'Bring the store to v1002 first: whatsmeow-tenancy upgrade';
     END IF;
 END
 $$;
@@ -104,6 +104,17 @@ ALTER TABLE whatsmeow_retry_buffer
 DROP CONSTRAINT whatsmeow_retry_buffer_business_id_our_jid_fkey,
 ADD CONSTRAINT whatsmeow_retry_buffer_business_id_our_jid_fkey
 FOREIGN KEY (business_id, our_jid) REFERENCES whatsmeow_device (business_id, jid) ON DELETE CASCADE;
+
+-- ==========================================================================
+-- Tenant event log: no device triggers
+-- ==========================================================================
+-- Citus runs no ordinary trigger on a distributed table (it would fire on the
+-- workers, where the log is not). Once distributed, devices added, removed or
+-- re-keyed are not logged; the applier's tenant operations still are. The log
+-- itself stays a local table on the coordinator.
+DROP TRIGGER whatsmeow_device_added_event ON whatsmeow_device;
+DROP TRIGGER whatsmeow_device_removed_event ON whatsmeow_device;
+DROP TRIGGER whatsmeow_device_rekeyed_event ON whatsmeow_device;
 
 -- ==========================================================================
 -- Distribution
