@@ -124,11 +124,13 @@ def list_tenants(conn: psycopg.Connection) -> list[dict]:
             query = sql.SQL("SELECT business_id, count(*), coalesce(sum(pg_column_size(t.*)), 0), {} "
                             "FROM {} AS t GROUP BY business_id").format(prunable, sql.SQL(table.name))
             for business_id, rows, size, macs in conn.execute(query):
-                entry = tenants.setdefault(business_id, {"business_id": business_id, "devices": [], "rows": 0,
-                                                         "bytes": 0, "prunable_mutation_macs": 0, "tables": {}})
-                entry["tables"][table.name] = {"rows": rows, "bytes": int(size)}
+                entry = tenants.setdefault(business_id, {
+                    "business_id": business_id, "devices": [], "rows": 0, "approx_bytes": 0,
+                    "prunable_mutation_macs": 0, "tables": {},
+                })
+                entry["tables"][table.name] = {"rows": rows, "approx_bytes": int(size)}
                 entry["rows"] += rows
-                entry["bytes"] += int(size)
+                entry["approx_bytes"] += int(size)
                 entry["prunable_mutation_macs"] += macs
         for business_id, jid in conn.execute(f"SELECT business_id, jid FROM {DEVICE_TABLE} ORDER BY 1, 2"):
             tenants[business_id]["devices"].append(jid)
@@ -209,7 +211,7 @@ def purge(conn: psycopg.Connection, business_id: str, device: str | None, batch_
     started = time.monotonic()
     completed = False
     try:
-        for attempt in range(3):
+        for _ in range(3):
             for t in tables:
                 n = _delete_batches(conn, t, business_id, device, batch_size)
                 removed[t.name] += n
