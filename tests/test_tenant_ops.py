@@ -16,7 +16,8 @@ from rls_helpers import APP, OWNER, set_role, sqlstate_of
 from runners import applier
 from store import EVENT_LOG, OUR_JID, TENANT_TABLES, blob, load_queries, params, seed, superseded_history, tenant_rows
 
-from applier import audit, rls
+from applier import audit, rls, tenant
+from applier.errors import ApplierError
 
 QUERIES = load_queries()
 TENANTS = ("acme", "globex", "initech")
@@ -396,3 +397,15 @@ def test_the_audit_reports_who_else_may_read_or_change_the_log(db):
     finally:
         db.execute(f"REVOKE ALL ON {EVENT_LOG} FROM tenant_auditor")
         db.execute("DROP ROLE tenant_auditor")
+
+
+def test_rename_on_a_store_distributed_with_citus_is_refused_with_the_way_round(store, monkeypatch):
+    # Citus is not installed here: the detection answers for a distributed store, and the refusal follows.
+    conn, _ = store
+    assert tenant.is_distributed(conn) is False
+    before = tenant_rows(conn, "acme")
+    monkeypatch.setattr(tenant, "is_distributed", lambda _conn: True)
+    with pytest.raises(ApplierError, match=r"distributed with Citus.*`tenant export` of acme, `tenant import` as "
+                                           r"acme-eu, then `tenant purge` of acme"):
+        tenant.rename(conn, "acme", "acme-eu")
+    assert tenant_rows(conn, "acme") == before
