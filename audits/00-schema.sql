@@ -31,7 +31,10 @@ SELECT
     a.attnotnull AS business_id_not_null,
     c.oid::REGCLASS::TEXT AS table_name,
     c.relname = 'whatsmeow_version' AS is_version_table,
-    format_type(a.atttypid, a.atttypmod) AS business_id_type
+    format_type(a.atttypid, a.atttypmod) AS business_id_type,
+    -- The tenant event log names its tenant in a column called tenant: it is
+    -- the owner's, not a tenant table (upgrades/20-tenant-event-log.sql).
+    c.relname = 'whatsmeow_tenant_events' AS is_event_log
 FROM pg_class AS c
 LEFT JOIN pg_attribute AS a
     ON c.oid = a.attrelid AND a.attname = 'business_id' AND NOT a.attisdropped

@@ -151,7 +151,9 @@ BEGIN
                 'whatsmeow_current_tenant()',
                 'whatsmeow_retention_horizons(interval)',
                 'whatsmeow_prune_candidates(text,interval)',
-                'whatsmeow_prune(text,interval,integer)'
+                'whatsmeow_prune(text,interval,integer)',
+                'whatsmeow_record_tenant_event(text,text,jsonb)',
+                'whatsmeow_log_device_event()'
             ]) AS signature
         )
     LOOP

@@ -41,6 +41,10 @@ TENANT_TABLES = (
 # no upstream query names them, and a tenant export leaves them out.
 ADDED_COLUMNS = {("whatsmeow_message_secrets", "stored_at")}
 
+# The tenant event log (upgrades/20-tenant-event-log.sql): a whatsmeow_ table that names its
+# tenant in a column called tenant, so it is the owner's and not a tenant table.
+EVENT_LOG = "whatsmeow_tenant_events"
+
 DEVICE_CHILDREN = tuple(t for t in TENANT_TABLES if t not in ("whatsmeow_device", "whatsmeow_lid_map"))
 
 OUR_JID = "15550001111:7@s.whatsapp.net"

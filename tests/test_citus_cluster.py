@@ -60,6 +60,7 @@ GENERIC_PLAN_REFUSED = {
     "migratePNToLIDSessionsQuery", "migratePNToLIDIdentityKeysQuery", "migratePNToLIDSenderKeysQuery",
 }
 FOREIGN_KEYS = 14
+DEVICE_TRIGGERS = 3  # the tenant event log's, which the distribution script drops
 
 
 def _citus_missing(bindir: Path) -> str | None:
@@ -499,13 +500,17 @@ def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
     assert "citus: whatsmeow_version: reference, 1 shard on 3 nodes" in report.stdout
 
 
-def test_verify_reports_exactly_the_14_foreign_keys_without_on_update_cascade(store):
+def test_verify_reports_exactly_the_14_foreign_keys_and_the_dropped_device_triggers(store):
     result = applier("verify", "--dsn", store["dsn"])
     assert result.returncode == 1
     lines = [line for line in result.stdout.splitlines() if line.strip()]
-    assert len(lines) == FOREIGN_KEYS, result.stdout
+    keys = [line for line in lines if line.startswith("altered constraint")]
+    triggers = [line for line in lines if line not in keys]
+    assert len(keys) == FOREIGN_KEYS, result.stdout
     assert all(re.match(r"altered constraint whatsmeow_\w+\.whatsmeow_\w+_fkey: definition '.* ON UPDATE CASCADE "
-                        r"ON DELETE CASCADE' -> '.*\) ON DELETE CASCADE'$", line) for line in lines), lines
+                        r"ON DELETE CASCADE' -> '.*\) ON DELETE CASCADE'$", line) for line in keys), keys
+    assert len(triggers) == DEVICE_TRIGGERS and all(
+        line.startswith("missing trigger") and "whatsmeow_device" in line for line in triggers), triggers
 
 
 # ==========================================================================
@@ -565,7 +570,8 @@ def test_a_distributed_store_takes_the_newest_step_on_every_shard(citus, store):
     assert status.returncode == 0, status.stdout + status.stderr
     assert '"rls": "forced"' in status.stdout
     verify = applier("verify", "--dsn", upgraded["dsn"])
-    assert len([line for line in verify.stdout.splitlines() if line.strip()]) == FOREIGN_KEYS, verify.stdout
+    verify_lines = [line for line in verify.stdout.splitlines() if line.strip()]
+    assert len(verify_lines) == FOREIGN_KEYS + DEVICE_TRIGGERS, verify.stdout
     pruned = applier("prune", "--message-secrets-older-than", "1h", "--dsn", upgraded["dsn"])
     assert pruned.returncode == 0, pruned.stderr
     # The candidates are PL/pgSQL, whose parameters reach the shards as values: Citus routes them.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from store import ADDED_COLUMNS, LATEST_COMPAT, LATEST_VERSION, TENANT_TABLES, load_queries
+from store import ADDED_COLUMNS, EVENT_LOG, LATEST_COMPAT, LATEST_VERSION, TENANT_TABLES, load_queries
 
 from applier import audit, rls
 from applier.database import read_state
@@ -18,7 +18,8 @@ COLUMNS = """
     FROM pg_attribute AS a
     JOIN pg_class AS c ON c.oid = a.attrelid
     LEFT JOIN pg_attrdef AS d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE c.relkind = 'r' AND c.relname LIKE 'whatsmeow\\_%' AND c.relname <> 'whatsmeow_version'
+    WHERE c.relkind = 'r' AND c.relname LIKE 'whatsmeow\\_%'
+      AND c.relname NOT IN ('whatsmeow_version', 'whatsmeow_tenant_events')
       AND a.attnum > 0 AND NOT a.attisdropped
 """
 CONSTRAINTS = """
@@ -27,13 +28,14 @@ CONSTRAINTS = """
                  JOIN pg_attribute AS a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.n),
            pg_get_constraintdef(con.oid), con.confdeltype::text, con.confupdtype::text
     FROM pg_constraint AS con
-    WHERE con.conrelid::regclass::text LIKE 'whatsmeow\\_%' AND con.conrelid::regclass::text <> 'whatsmeow_version'
+    WHERE con.conrelid::regclass::text LIKE 'whatsmeow\\_%'
+      AND con.conrelid::regclass::text NOT IN ('whatsmeow_version', 'whatsmeow_tenant_events')
 """
 
 
 def test_all_sixteen_upstream_tables_exist(db):
     tables = {row[0] for row in db.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'whatsmeow%'")}
-    assert tables == set(TENANT_TABLES) | {"whatsmeow_version"}
+    assert tables == set(TENANT_TABLES) | {"whatsmeow_version", EVENT_LOG}
 
 
 def test_version_row_is_the_latest_version_and_compat(db):
@@ -172,5 +174,5 @@ def test_every_reader_of_the_store_agrees_on_its_tenant_tables(db_dsn):
             "SELECT relname FROM whatsmeow_audit.whatsmeow_tables WHERE business_id_attnum IS NOT NULL")}
         state = read_state(conn)
     assert policies == status == audited == expected
-    assert set(state.whatsmeow_tables) == expected | {"whatsmeow_notes"}
+    assert set(state.whatsmeow_tables) == expected | {"whatsmeow_notes", EVENT_LOG}
     assert state.keyed_tables == len(expected)
