@@ -485,9 +485,12 @@ def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
     result = applier("audit", "--json", "--dsn", store["dsn"])
     assert result.returncode == 0, result.stdout
     info = json.loads(result.stdout)["information"]
-    kinds = {(r["table_type"], r["distribution_column"], r["shards"], r["nodes"]) for r in info["distribution"]["rows"]}
-    assert kinds == {("distributed", "business_id", 32, 2), ("reference", None, 1, 3)}
-    assert len(info["distribution"]["rows"]) == 17
+    rows = info["distribution"]["rows"]
+    kinds = {(r["table_type"], r["distribution_column"], r["shards"], r["nodes"]) for r in rows}
+    assert kinds == {("distributed", "business_id", 32, 2), ("reference", None, 1, 3), ("local", None, 0, 0)}
+    assert len(rows) == 18
+    # The tenant event log stays on the coordinator (docs/tenants.md).
+    assert [r["table_name"] for r in rows if r["table_type"] == "local"] == ["whatsmeow_tenant_events"]
     assert {r["business_id"]: r["total_rows"] for r in info["tenants"]["rows"]} == {A: 16, B: 16}
     # Read through the distributed tables, so they are the shards' rows.
     assert all(r["total_bytes"] > 0 for r in info["tenants"]["rows"])
