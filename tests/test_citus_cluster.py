@@ -582,3 +582,35 @@ def test_a_distributed_store_takes_the_newest_step_on_every_shard(citus, store):
     assert counted.returncode == 0, counted.stderr
     assert {row["table"] for row in json.loads(counted.stdout)} >= {"whatsmeow_app_state_mutation_macs"}
     assert all(row["prunable"] == 0 for row in json.loads(counted.stdout)), "the prune above left nothing"
+
+
+# ==========================================================================
+# Tenant operations on a distributed store
+# ==========================================================================
+
+
+def test_tenant_list_purge_and_the_rename_refusal_on_a_distributed_store(citus, store):
+    import json
+
+    tenants = _install(citus, "whatsmeow_tenants")
+    dsn = tenants["dsn"]
+    listed = applier("tenant", "list", "--json", "--dsn", dsn)
+    assert listed.returncode == 0, listed.stderr
+    assert {t["business_id"]: t["devices"] for t in json.loads(listed.stdout)} == {A: [OUR_JID], B: [OUR_JID]}
+
+    purged = applier("tenant", "purge", "--business-id", B, "--yes", "--dsn", dsn)
+    assert purged.returncode == 0, purged.stderr
+    with psycopg.connect(dsn) as conn:
+        assert all(rows == [] for rows in tenant_rows(conn, B).values())
+        assert tenant_rows(conn, A) == tenants["rows"][A]
+        # The log is the coordinator's own table: the device was logged when it was added, before
+        # distribution; the purge is logged with its count; the device it removed is not (no triggers).
+        events = conn.execute("SELECT action, (details ->> 'total')::INT FROM whatsmeow_tenant_events "
+                              "WHERE tenant = %s ORDER BY id", (B,)).fetchall()
+        assert events == [("device_added", None), ("purge", sum(len(rows) for rows in tenants["rows"][B].values()))]
+
+    renamed = applier("tenant", "rename", "--business-id", A, "--to", "tenant_c", "--dsn", dsn)
+    assert renamed.returncode == 2
+    assert "distributed with Citus" in renamed.stderr
+    with psycopg.connect(dsn) as conn:
+        assert tenant_rows(conn, A) == tenants["rows"][A]
