@@ -10,7 +10,7 @@ import traceback
 import psycopg
 
 from applier import __version__
-from applier.commands import RUNNERS
+from applier.commands import RUNNERS, tenant_io
 from applier.errors import EXIT_ERROR, ApplierError
 from applier.steps import latest_compat, latest_version, load_steps
 
@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     guardrails.add_argument("--app-idle-in-transaction-timeout", metavar="DURATION",
                             help="end transactions left idle this long, e.g. 30s")
     rls_actions.choices["status"].add_argument("--json", action="store_true", help="print the status as JSON")
+
+    tenant_summary = "a tenant's rows: import, export; each operation is logged"
+    tenant = sub.add_parser("tenant", help=tenant_summary, description=tenant_summary, epilog=EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    tenant_actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tenant_io.add_parsers(tenant_actions, [common], prog, EPILOG)
 
     embedded_summary = "the local PostgreSQL used when no database is given: status, start, stop"
     embedded = sub.add_parser("embedded", help=embedded_summary, description=embedded_summary,
