@@ -67,7 +67,7 @@ def _select(store: str, table: str, columns: list[str], business_id: str) -> sql
 def export_postgres(conn: psycopg.Connection, store: str, business_id: str, target_dsn: str,
                     quiet: bool) -> ExportReport:
     report = ExportReport("postgresql")
-    target = connect(target_dsn, autocommit=False)
+    target = connect(target_dsn)  # autocommit, so that transaction() below is a real BEGIN ... COMMIT
     try:
         existing = target.execute(
             "SELECT n.nspname || '.' || c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "

@@ -5,7 +5,8 @@ changed. Upstream's shape at the source's version is built in temporary tables o
 import's transaction (applier/upstream_store.py) and the source checked against it. A v15
 source streams straight into the store with COPY, business_id in front; an older one is
 copied into the temporary tables, stepped to v15 there by upstream's own steps, then
-inserted. Conflicts are found before any row is written; a conflict, an error or a kill
+inserted; so is a v15 one where row-level security applies to the role, which COPY
+cannot write through. Conflicts are found before any row is written; a conflict, an error or a kill
 leaves the store as it was, and the import is logged with its counts in the same
 transaction.
 """
@@ -122,7 +123,11 @@ def import_store(conn: psycopg.Connection, business_id: str, source: PostgresSou
         if problems:
             raise ApplierError(f"the source {source.label} is not upstream's v{source.version} store: "
                                f"{'; '.join(problems)}; nothing was imported")
-        direct = source.version == UPSTREAM_VERSION
+        # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the role: then
+        # the rows go through the temporary tables too.
+        direct = source.version == UPSTREAM_VERSION and not conn.execute(
+            "SELECT row_security_active(%s::regclass)",
+            (sql.Identifier(store, "whatsmeow_device").as_string(conn),)).fetchone()[0]
         if direct:  # only the LID map is compared row by row; devices by their JIDs
             _load(conn, source, shape, [LID_MAP])
             devices = source.device_jids()

@@ -59,13 +59,17 @@ def upstream_v15_script() -> str:
 def _in_temp(conn: psycopg.Connection, statements: list[str]) -> None:
     """Run upstream's text with only the temporary schema on the path: its unqualified CREATE TABLEs
     make temporary tables, and its REFERENCES find them."""
-    path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+    path, user = conn.execute("SELECT current_setting('search_path'), current_user").fetchone()
     conn.execute("SET LOCAL search_path = pg_temp")
     try:
         for text in statements:
             conn.execute(text)
-    finally:
-        conn.execute("SELECT set_config('search_path', %s, TRUE)", (path,))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ApplierError(
+            f"{exc.diag.message_primary}: tenant import builds upstream's tables as temporary tables, so the role "
+            f"needs TEMPORARY on the database (`rls roles` takes it from PUBLIC): GRANT TEMPORARY ON DATABASE "
+            f"<database> TO {user}, or import as the database's owner; nothing was imported") from exc
+    conn.execute("SELECT set_config('search_path', %s, TRUE)", (path,))
 
 
 def build_shape(conn: psycopg.Connection, version: int) -> Shape:
