@@ -154,10 +154,34 @@ def build_parser() -> argparse.ArgumentParser:
                             help="end transactions left idle this long, e.g. 30s")
     rls_actions.choices["status"].add_argument("--json", action="store_true", help="print the status as JSON")
 
-    tenant_summary = "a tenant's rows: import, export; each operation is logged"
+    # tenant has actions of its own, like rls.
+    tenant_summary = "the tenant lifecycle: list, purge, rename, import, export; each operation is logged"
     tenant = sub.add_parser("tenant", help=tenant_summary, description=tenant_summary, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     tenant_actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, summary, example in (
+        ("list", "each tenant with its devices, rows and approximate bytes per table", "tenant list --json"),
+        ("purge", "remove every row of a tenant, or of one device, in committed batches (needs --yes)",
+         "tenant purge --business-id acme --yes"),
+        ("rename", "move every row of a tenant to a new business_id in one transaction",
+         "tenant rename --business-id acme --to acme-eu"),
+    ):
+        action = tenant_actions.add_parser(name, parents=[common], help=summary, description=summary,
+                                           epilog=f"example: {prog} {example}\n\n{EPILOG}",
+                                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        action.add_argument("--json", action="store_true", help="print the result as JSON")
+    tenant_actions.choices["purge"].add_argument("--business-id", metavar="ID", required=True,
+                                                 help="the tenant to purge")
+    tenant_actions.choices["purge"].add_argument("--device", metavar="JID",
+                                                 help="purge only this device and the rows that hang off it")
+    tenant_actions.choices["purge"].add_argument("--yes", action="store_true",
+                                                 help="really remove the rows (without it: show counts, exit 2)")
+    tenant_actions.choices["purge"].add_argument("--batch-size", type=int, default=5000, metavar="ROWS",
+                                                 help="rows per committed transaction (default 5000)")
+    tenant_actions.choices["rename"].add_argument("--business-id", metavar="OLD", required=True,
+                                                  help="the tenant to rename")
+    tenant_actions.choices["rename"].add_argument("--to", metavar="NEW", required=True,
+                                                  help="its new business_id, used by no row yet")
     tenant_io.add_parsers(tenant_actions, [common], prog, EPILOG)
 
     embedded_summary = "the local PostgreSQL used when no database is given: status, start, stop"

@@ -21,7 +21,6 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from applier.database import StoreState, refuse_newer
 from applier.errors import ApplierError
 from applier.prune import name_tenant
 from applier.upstream_store import (
@@ -29,7 +28,6 @@ from applier.upstream_store import (
     step_to_v15, temp_shape,
 )
 
-TENANT_IO_SINCE = 1002  # the version whose step created whatsmeow_record_tenant_event
 TOKENS = "whatsmeow_privacy_tokens"
 LID_MAP = "whatsmeow_lid_map"
 # Upstream keeps privacy tokens after their device is deleted (no foreign key); the store cannot.
@@ -44,21 +42,6 @@ class ImportReport:
     rows: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
-
-
-def check_store(state: StoreState, command: str) -> None:
-    refuse_newer(state)
-    if state.kind != "multi-tenant":
-        raise ApplierError(f"tenant {command} works on a multi-tenant store; --dsn holds a {state.kind} store")
-    if state.version < TENANT_IO_SINCE:
-        raise ApplierError(f"the store is at v{state.version}; tenant {command} needs v{TENANT_IO_SINCE}: "
-                           "run `upgrade` first")
-
-
-def check_business_id(conn: psycopg.Connection, business_id: str) -> None:
-    if not conn.execute("SELECT whatsmeow_business_id_is_valid(%s)", (business_id,)).fetchone()[0]:
-        raise ApplierError(f"invalid business_id {business_id!r}: must be 1 to 64 characters of "
-                           "A-Z, a-z, 0-9, _ and -")
 
 
 def record_event(conn: psycopg.Connection, business_id: str, action: str, details: dict) -> None:

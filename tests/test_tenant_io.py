@@ -267,7 +267,7 @@ def test_invalid_business_ids_are_refused_before_anything_is_read(business_id, d
     for args in (["import", "--from", str(path)], ["export", "--to", str(tmp_path / "out.db")]):
         result = applier("tenant", *args, "--business-id", business_id, "--dsn", db_dsn)
         assert result.returncode == 2
-        assert f"error: invalid business_id {business_id!r}: must be 1 to 64 characters" in result.stderr
+        assert f"error: invalid --business-id {business_id!r}: must be 1 to 64 characters" in result.stderr
     assert whole_store(db_dsn) == before
     assert not (tmp_path / "out.db").exists()
 

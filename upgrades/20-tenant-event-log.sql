@@ -17,6 +17,7 @@
 -- is updated to a different value; whatsmeow's device upsert never names a key
 -- column in its DO UPDATE, so saving a device does not fire them.
 SET LOCAL lock_timeout = '10s';
+SET LOCAL statement_timeout = '60s';
 
 CREATE TABLE whatsmeow_tenant_events (
     id           BIGINT      GENERATED ALWAYS AS IDENTITY,

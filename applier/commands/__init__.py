@@ -3,7 +3,7 @@ of applier/ (which never import from here)."""
 
 from __future__ import annotations
 
-from applier.commands import audit, demo, embedded, prune, rls, status, tenant_io, upgrade, verify
+from applier.commands import audit, demo, embedded, prune, rls, status, tenant, upgrade, verify
 
 RUNNERS = {
     "upgrade": upgrade.run,
@@ -13,6 +13,6 @@ RUNNERS = {
     "verify": verify.run,
     "prune": prune.run,
     "rls": rls.run,
-    "tenant": tenant_io.run,
+    "tenant": tenant.run,
     "embedded": embedded.run,
 }

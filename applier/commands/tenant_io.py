@@ -1,14 +1,15 @@
-"""`tenant import` and `tenant export`: a tenant's rows from and to upstream single-tenant stores."""
+"""`tenant import` and `tenant export`: a tenant's rows from and to upstream single-tenant stores. The
+`tenant` command (applier/commands/tenant.py) opens the store and checks it first."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from applier.database import open_database, read_state
 from applier.errors import EXIT_OK, EXIT_PENDING
+from applier.tenant import check_business_id
 from applier.tenant_export import export_tenant
-from applier.tenant_io import check_business_id, check_store, import_store
+from applier.tenant_io import import_store
 from applier.upstream_store import open_source
 
 ACTIONS = {
@@ -55,7 +56,6 @@ def _print(rows: dict[str, int], skipped: dict[str, int], conflicts: list[str], 
 
 
 def run_import(args, conn) -> int:
-    check_store(read_state(conn), "import")
     check_business_id(conn, args.business_id)
     source = open_source(args.source)
     try:
@@ -73,7 +73,6 @@ def run_import(args, conn) -> int:
 
 
 def run_export(args, conn) -> int:
-    check_store(read_state(conn), "export")
     check_business_id(conn, args.business_id)
     report = export_tenant(conn, args.business_id, args.target, quiet=args.quiet)
     if args.json:
@@ -83,7 +82,3 @@ def run_export(args, conn) -> int:
 
 RUNNERS = {"import": run_import, "export": run_export}
 
-
-def run(args) -> int:
-    with open_database(args.dsn, quiet=args.quiet or args.json) as conn:
-        return RUNNERS[args.action](args, conn)

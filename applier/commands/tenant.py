@@ -1,0 +1,88 @@
+"""`tenant`: the tenant lifecycle: list, purge, rename, import, export (each logged in the tenant event log)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from applier.commands import tenant_io
+from applier.database import open_database, read_state
+from applier.errors import EXIT_OK, ApplierError
+from applier.tenant import check_business_id, check_store, count_rows, list_tenants, purge, rename, tenant_tables
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def run_list(args, conn) -> int:
+    tenants = list_tenants(conn)
+    if args.json:
+        print(json.dumps(tenants, indent=2))
+        return EXIT_OK
+    width = max([len("business_id"), *(len(t["business_id"]) for t in tenants)])
+    print(f"{'business_id':<{width}}  {'devices':>7} {'rows':>12} {'~bytes':>10} {'prunable MACs':>14}")
+    for t in tenants:
+        print(f"{t['business_id']:<{width}}  {len(t['devices']):>7} {t['rows']:>12} {_size(t['bytes']):>10} "
+              f"{t['prunable_mutation_macs']:>14}")
+    print(f"{len(tenants)} tenants; bytes are the sum of the rows' column sizes, an approximation that leaves out "
+          "indexes, page overhead and dead rows")
+    return EXIT_OK
+
+
+def run_purge(args, conn) -> int:
+    if args.batch_size < 1:
+        raise ApplierError(f"invalid --batch-size {args.batch_size}: must be a positive number of rows")
+    check_business_id(conn, args.business_id)
+    tables = tenant_tables(conn)
+    counts = count_rows(conn, tables, args.business_id, args.device)
+    what = f"device {args.device} of tenant {args.business_id}" if args.device else f"tenant {args.business_id}"
+    if args.device is not None:
+        if not counts.get("whatsmeow_device"):
+            raise ApplierError(f"tenant {args.business_id} has no device {args.device!r}")
+    elif not any(counts.values()):
+        raise ApplierError(f"tenant {args.business_id} does not exist: no table holds a row for it")
+    if not args.yes:
+        for table, n in counts.items():
+            if n:
+                print(f"would remove {n} rows of {table}", file=sys.stderr)
+        raise ApplierError(f"refusing to purge {what} without --yes: it removes {sum(counts.values())} rows, "
+                           "which cannot be undone; nothing was changed")
+    removed = purge(conn, args.business_id, args.device, args.batch_size, args.quiet or args.json)
+    if args.json:
+        print(json.dumps({"business_id": args.business_id, "device": args.device, "removed": removed,
+                          "total": sum(removed.values())}, indent=2))
+    else:
+        for table, n in sorted(removed.items()):
+            print(f"{table:<34} {n:>12}")
+        print(f"purged {what}: {sum(removed.values())} rows")
+    return EXIT_OK
+
+
+def run_rename(args, conn) -> int:
+    check_business_id(conn, args.business_id)
+    check_business_id(conn, args.to, "--to")
+    if args.business_id == args.to:
+        raise ApplierError(f"--to names the same tenant as --business-id ({args.to}); nothing to rename")
+    moved = rename(conn, args.business_id, args.to)
+    if args.json:
+        print(json.dumps({"from": args.business_id, "to": args.to, "rows": moved, "total": sum(moved.values())},
+                         indent=2))
+    else:
+        for table, n in sorted(moved.items()):
+            print(f"{table:<34} {n:>12}")
+        print(f"renamed tenant {args.business_id} to {args.to}: {sum(moved.values())} rows")
+    return EXIT_OK
+
+
+ACTIONS = {"list": run_list, "purge": run_purge, "rename": run_rename, **tenant_io.RUNNERS}
+
+
+def run(args) -> int:
+    with open_database(args.dsn, quiet=args.quiet or getattr(args, "json", False)) as conn:
+        check_store(read_state(conn))
+        return ACTIONS[args.action](args, conn)
