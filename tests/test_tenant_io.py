@@ -9,10 +9,12 @@ every table is compared by content digest before and after.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import signal
 import sqlite3
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -380,19 +382,8 @@ def test_export_to_sqlite_writes_upstreams_schema_and_values_as_the_go_driver_do
     ok("export", "--business-id", "acme", "--to", str(out), "--dsn", db_dsn)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.db", "source.db"]
 
-    def contents(path):
-        with sqlite3.connect(path) as db:
-            schema = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
-            tables = [r[1] for r in schema if r[0] == "table"]
-            rows = {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}
-            types = {}
-            for t in tables:
-                typeofs = ", ".join(f"typeof({c[1]})" for c in db.execute(f"PRAGMA table_info({t})").fetchall())
-                types[t] = sorted(set(db.execute(f"SELECT {typeofs} FROM {t}").fetchall()))
-        return schema, rows, types
-
     # The fixture is upstream's text as dbutil runs it and values as go-sqlite3 binds them.
-    assert contents(out) == contents(source)
+    assert sqlite_contents(out) == sqlite_contents(source)
 
 
 def test_round_trip_through_postgresql_and_sqlite_gives_identical_rows(db_dsn, new_database, template_db, tmp_path):
@@ -438,3 +429,95 @@ def test_import_and_export_under_forced_row_level_security_as_the_owner(db_dsn, 
     with psycopg.connect(target, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM whatsmeow_sessions").fetchone()[0] == 10
         assert conn.execute("SELECT count(*) FROM whatsmeow_nct_salt").fetchone()[0] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# With upstream's own Go code: stores it wrote come in, and stores that go out it reads back
+# ---------------------------------------------------------------------------------------------
+
+def _go_bin() -> Path:
+    if os.environ.get("WHATSMEOW_TENANCY_GO_CACHE"):
+        return Path(os.environ["WHATSMEOW_TENANCY_GO_CACHE"]) / "bin"
+    if os.geteuid() == 0:
+        return Path("/var/cache/whatsmeow-tenancy/go/bin")
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whatsmeow-tenancy/go/bin"
+
+
+@pytest.fixture
+def upstream_check():
+    """Runs tests/go/upstream as built by `bash .ci/go`: skipped without it, unless Go is required."""
+    program = _go_bin() / "upstream-check"
+    usage = subprocess.run([str(program)], capture_output=True, text=True).stderr if program.is_file() else ""
+    if "fill-sqlite" not in usage:
+        reason = f"{program} is missing or predates its SQLite modes; run: bash .ci/go"
+        if os.environ.get("WHATSMEOW_TENANCY_REQUIRE_GO") == "1":
+            pytest.fail(f"WHATSMEOW_TENANCY_REQUIRE_GO=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+
+    def run(*args: str) -> dict:
+        result = subprocess.run([str(program), *args], capture_output=True, text=True, timeout=300)
+        report = json.loads(result.stdout.splitlines()[-1])
+        assert result.returncode == 0 and report["opened"], (report, result.stderr)
+        return report
+
+    return run
+
+
+def sqlite_contents(path: Path) -> tuple:
+    """Every schema entry's text, every row, and the storage class of every value."""
+    with sqlite3.connect(path) as db:
+        schema = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall()
+        rows, classes = {}, {}
+        for table in (r[1] for r in schema if r[0] == "table"):
+            names = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
+            rows[table] = sorted(db.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            classes[table] = sorted(set(db.execute(
+                f"SELECT {', '.join(f'typeof({n})' for n in names)} FROM {table}").fetchall()))
+    return schema, rows, classes
+
+
+def test_a_store_upstream_wrote_to_sqlite_comes_back_out_byte_for_byte_and_upstream_reads_every_export(
+        upstream_check, db_dsn, new_database, tmp_path):
+    source = tmp_path / "whatsmeow.db"
+    assert upstream_check("fill-sqlite", str(source))["store_calls"] > 700
+    written = upstream_check("read-sqlite", str(source))
+    assert written["values"] > 3000 and len(written["devices"]) == 2
+    before = file_state(source)
+    ok("import", "--business-id", "acme", "--from", str(source), "--dsn", db_dsn)
+    assert file_state(source) == before
+    other = new_database()
+    make_store(other, 15)
+    ok("import", "--business-id", "globex", "--from", other, "--dsn", db_dsn)  # must not leak into acme's
+
+    exported = tmp_path / "exported.db"
+    ok("export", "--business-id", "acme", "--to", str(exported), "--dsn", db_dsn)
+    # upstream's schema text exactly as dbutil left it, every value in the class go-sqlite3 gave it
+    assert sqlite_contents(exported) == sqlite_contents(source)
+    target = new_database()
+    ok("export", "--business-id", "acme", "--to", target, "--dsn", db_dsn)
+    for report in (upstream_check("read-sqlite", str(exported)), upstream_check("read", target)):
+        assert (report["version"], report["compat"]) == (15, 8)
+        assert (report["devices"], report["values"], report["digest"]) == (
+            written["devices"], written["values"], written["digest"])
+
+
+def test_a_store_upstream_wrote_to_postgresql_round_trips_and_the_export_is_what_upstream_creates(
+        upstream_check, db_dsn, new_database):
+    source = new_database()
+    upstream_check("fill", source)
+    written = upstream_check("read", source)
+    before = source_state(source)
+    ok("import", "--business-id", "acme", "--from", source, "--dsn", db_dsn)
+    assert source_state(source) == before
+
+    target = new_database()
+    ok("export", "--business-id", "acme", "--to", target, "--dsn", db_dsn)
+    fresh = new_database()
+    upstream_check("open", fresh)  # upstream's own v15 install on an empty database
+    with psycopg.connect(fresh, autocommit=True) as made, psycopg.connect(target, autocommit=True) as ours:
+        assert catalog.differences(catalog.snapshot(made), catalog.snapshot(ours)) == []
+        version = "SELECT * FROM whatsmeow_version"
+        assert ours.execute(version).fetchall() == made.execute(version).fetchall() == [(15, 8)]
+    report = upstream_check("read", target)
+    assert (report["devices"], report["values"], report["digest"]) == (
+        written["devices"], written["values"], written["digest"])
