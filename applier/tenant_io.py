@@ -1,14 +1,14 @@
 """`tenant import`: an upstream single-tenant store's rows become one tenant's, in one transaction.
 
-The source (PostgreSQL or a whatsmeow SQLite file, v2 to v15) is read-only and never
-changed. Upstream's shape at the source's version is built in temporary tables of the
-import's transaction (applier/upstream_store.py) and the source checked against it. A v15
-source streams straight into the store with COPY, business_id in front; an older one is
-copied into the temporary tables, stepped to v15 there by upstream's own steps, then
-inserted; so is a v15 one where row-level security applies to the role, which COPY
-cannot write through. Conflicts are found before any row is written; a conflict, an error or a kill
-leaves the store as it was, and the import is logged with its counts in the same
-transaction.
+The source (PostgreSQL or a whatsmeow SQLite file, v2 to v15, applier/sources.py) is
+read-only and never changed. Upstream's shape at the source's version is built in
+temporary tables of the import's transaction (applier/upstream_store.py) and the source
+checked against it. A v15 source streams straight into the store with COPY, business_id
+in front; an older one is copied into the temporary tables, stepped to v15 there by
+upstream's own steps, then inserted; so is a v15 one where row-level security applies to
+the role, which COPY cannot write through. Conflicts are found before any row is written;
+a conflict, an error or a kill leaves the store as it was, and the import is logged with
+its counts in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from psycopg.types.json import Jsonb
 
 from applier.errors import ApplierError
 from applier.prune import name_tenant
+from applier.sources import PostgresSource, SqliteSource
 from applier.upstream_store import (
-    TABLES, UPSTREAM_VERSION, PostgresSource, Shape, SqliteSource, build_shape, drop_temp, shape_problems,
-    step_to_v15, temp_shape,
+    TABLES, UPSTREAM_VERSION, Shape, build_shape, drop_temp, shape_problems, step_to_v15, temp_shape,
 )
 
 TOKENS = "whatsmeow_privacy_tokens"

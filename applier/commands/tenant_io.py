@@ -10,7 +10,7 @@ from applier.errors import EXIT_OK, EXIT_PENDING
 from applier.tenant import check_business_id
 from applier.tenant_export import export_tenant
 from applier.tenant_io import import_store
-from applier.upstream_store import open_source
+from applier.sources import open_source
 
 ACTIONS = {
     "import": ("copy an upstream single-tenant store (PostgreSQL or SQLite, v2 to v15) into a tenant, "
