@@ -146,6 +146,30 @@ def test_import_from_postgresql_keeps_every_column_and_never_changes_the_source(
     assert details["rows"] == {t: n for t, (n, _) in expected.items()}
 
 
+def test_an_old_store_goes_through_upstreams_own_steps_jid_rewrite_included(db_dsn, new_database):
+    # Upstream's v5 drops ".0" from device JIDs; its ON UPDATE CASCADE carries the sessions along, but
+    # privacy tokens have no foreign key and keep the old JID: their device is gone, so they stay behind.
+    source = new_database()
+    make_store(source, 4, pre_dbutil=True)
+    old = "15550009999.0:1@s.whatsapp.net"
+    with psycopg.connect(source, autocommit=True) as conn:
+        device = dict(ROWS["whatsmeow_device"][1], jid=old)
+        cols = [c for c in device if c in {r[0] for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'whatsmeow_device'::regclass AND attnum > 0")}]
+        conn.execute(sql.SQL("INSERT INTO whatsmeow_device ({}) VALUES ({})").format(
+            sql.SQL(", ").join(map(sql.Identifier, cols)), sql.SQL(", ").join(sql.Placeholder() * len(cols))),
+            [device[c] for c in cols])
+        conn.execute("INSERT INTO whatsmeow_sessions VALUES (%s, 'peer:1', 'x')", (old,))
+        conn.execute("INSERT INTO whatsmeow_privacy_tokens VALUES (%s, 'peer@s.whatsapp.net', 't', 1)", (old,))
+    stdout = ok("import", "--business-id", "acme", "--from", source, "--dsn", db_dsn, "--json")
+    assert json.loads(stdout)["skipped"]["privacy tokens without a device"] == 1
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert conn.execute("SELECT our_jid FROM whatsmeow_sessions WHERE their_id = 'peer:1'").fetchall() == [
+            ("15550009999:1@s.whatsapp.net",)]
+        assert conn.execute("SELECT count(*) FROM whatsmeow_privacy_tokens WHERE our_jid LIKE '15550009999%'"
+                            ).fetchone()[0] == 0
+
+
 @pytest.mark.parametrize("version", [2, 8, 15], ids=lambda v: f"v{v}")
 def test_import_from_sqlite_reads_values_as_the_go_driver_wrote_them(version, db_dsn, new_database, tmp_path):
     path = sqlite_store(tmp_path / "whatsmeow.db", version)
