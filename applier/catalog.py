@@ -48,6 +48,13 @@ QUERIES = {
         WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind IN ('r', 'p')
           AND NOT c.relispartition AND c.relname LIKE 'whatsmeow\_%' AND obj_description(c.oid, 'pg_class') IS NOT NULL
     """,
+    "triggers": r"""
+        SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid)
+        FROM pg_trigger AS t
+        JOIN pg_class AS c ON c.oid = t.tgrelid
+        WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relname LIKE 'whatsmeow\_%'
+          AND NOT t.tgisinternal
+    """,
     "functions": r"""
         SELECT p.proname, pg_get_function_identity_arguments(p.oid), pg_get_functiondef(p.oid)
         FROM pg_proc AS p

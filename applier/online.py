@@ -10,6 +10,7 @@ converter for at most about that long.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -19,8 +20,21 @@ from psycopg import sql
 
 from applier.errors import ApplierError
 from applier.sqlfile import fresh_install_scratch
+from applier.steps import Step, load_steps
 
 TEMP_SUFFIX = "_online"
+# The package's tables without business_id (the tenant event log) are not converted from upstream
+# tables: the step that created them runs as it is, after the conversion, with its routines.
+EVENT_LOG = "whatsmeow_tenant_events"
+EVENT_LOG_SINCE = 1002
+
+
+def event_log_step() -> Step:
+    return load_steps()[EVENT_LOG_SINCE - 1]  # keyed by the version a step starts from
+
+
+def event_log_routines() -> set[str]:
+    return set(re.findall(r"^CREATE FUNCTION (\w+)\(", event_log_step().sql, re.M))
 
 
 @dataclass
@@ -65,12 +79,12 @@ def read_target(conn: psycopg.Connection) -> Target:
                        p.proacl IS NOT NULL AND NOT EXISTS (SELECT FROM aclexplode(p.proacl) AS g WHERE g.grantee = 0)
                 FROM pg_proc AS p
                 WHERE p.pronamespace = quote_ident(current_schema())::regnamespace
-                  AND p.proname <> 'whatsmeow_business_id_is_valid'
+                  AND p.proname <> 'whatsmeow_business_id_is_valid' AND NOT p.proname = ANY(%s)
                 ORDER BY p.oid
-                """)]
+                """, (sorted(event_log_routines()),))]
         target.tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
-            "AND relkind = 'r' AND relname <> 'whatsmeow_version' ORDER BY oid")]
+            "AND relkind = 'r' AND relname NOT IN ('whatsmeow_version', %s) ORDER BY oid", (EVENT_LOG,))]
         for table, name, kind, definition, columns in conn.execute(
             """
             SELECT c.conrelid::regclass::text, c.conname, c.contype::text, pg_get_constraintdef(c.oid),
@@ -119,6 +133,13 @@ def read_target(conn: psycopg.Connection) -> Target:
               AND a.attname <> 'business_id'
             ORDER BY c.oid, a.attnum
             """)]
+    # Everything of the event log comes from its own step.
+    target.checks = {t: c for t, c in target.checks.items() if t != EVENT_LOG}
+    target.keys = [k for k in target.keys if k[0] != EVENT_LOG]
+    target.foreign_keys = [f for f in target.foreign_keys if f[0] != EVENT_LOG]
+    target.indexes = [i for i in target.indexes if i[0] != EVENT_LOG]
+    target.collations = {k: v for k, v in target.collations.items() if k[0] != EVENT_LOG}
+    target.added_columns = [c for c in target.added_columns if c[0] != EVENT_LOG]
     return target
 
 
@@ -210,6 +231,11 @@ class Converter:
                 self.conn.execute(definition)
                 if revoke:
                     self.conn.execute(f"REVOKE ALL ON ROUTINE {signature} FROM PUBLIC")
+        if not self.one("SELECT to_regclass(%s)", (EVENT_LOG,)):
+            # Under the converter's short lock_timeout, not the step's own: its triggers lock the devices.
+            step = re.sub(r"^SET LOCAL lock_timeout = .*;$", "", event_log_step().sql, flags=re.M)
+            self.briefly("creating the tenant event log", step)
+            self.say("created the tenant event log")
 
     def check_tenant(self) -> None:
         """Refuse to resume an interrupted conversion under another tenant."""

@@ -124,11 +124,13 @@ def list_tenants(conn: psycopg.Connection) -> list[dict]:
             query = sql.SQL("SELECT business_id, count(*), coalesce(sum(pg_column_size(t.*)), 0), {} "
                             "FROM {} AS t GROUP BY business_id").format(prunable, sql.SQL(table.name))
             for business_id, rows, size, macs in conn.execute(query):
-                entry = tenants.setdefault(business_id, {"business_id": business_id, "devices": [], "rows": 0,
-                                                         "bytes": 0, "prunable_mutation_macs": 0, "tables": {}})
-                entry["tables"][table.name] = {"rows": rows, "bytes": int(size)}
+                entry = tenants.setdefault(business_id, {
+                    "business_id": business_id, "devices": [], "rows": 0, "approx_bytes": 0,
+                    "prunable_mutation_macs": 0, "tables": {},
+                })
+                entry["tables"][table.name] = {"rows": rows, "approx_bytes": int(size)}
                 entry["rows"] += rows
-                entry["bytes"] += int(size)
+                entry["approx_bytes"] += int(size)
                 entry["prunable_mutation_macs"] += macs
         for business_id, jid in conn.execute(f"SELECT business_id, jid FROM {DEVICE_TABLE} ORDER BY 1, 2"):
             tenants[business_id]["devices"].append(jid)
@@ -169,7 +171,6 @@ def _delete_batches(conn: psycopg.Connection, t: TenantTable, business_id: str, 
     """Delete in key order, one committed transaction per batch; each batch starts after the last key seen, so
     no batch walks the index entries of rows deleted before it."""
     key = sql.SQL(", ").join(sql.Identifier(c) for c in t.key)
-    last = sql.SQL(", ").join(sql.Identifier(c) for c in t.key)
     removed = 0
     after: tuple | None = None
     while True:
@@ -186,8 +187,8 @@ def _delete_batches(conn: psycopg.Connection, t: TenantTable, business_id: str, 
             "gone AS (DELETE FROM {table} WHERE business_id = %s AND ctid = ANY(ARRAY(SELECT row_id FROM chunk)) "
             "RETURNING 1) "
             "SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM chunk), last.* FROM (SELECT) AS one "
-            "LEFT JOIN (SELECT {last} FROM chunk ORDER BY {desc} LIMIT 1) AS last ON TRUE"
-        ).format(key=key, table=sql.SQL(t.name), where=sql.SQL(" AND ").join(conditions), last=last,
+            "LEFT JOIN (SELECT {key} FROM chunk ORDER BY {desc} LIMIT 1) AS last ON TRUE"
+        ).format(key=key, table=sql.SQL(t.name), where=sql.SQL(" AND ").join(conditions),
                  desc=sql.SQL(", ").join(sql.SQL("{} DESC").format(sql.Identifier(c)) for c in t.key))
         with _in_tenant(conn, business_id):
             gone, scanned, *after_row = conn.execute(query, [*values, batch_size, business_id]).fetchone()
@@ -209,7 +210,7 @@ def purge(conn: psycopg.Connection, business_id: str, device: str | None, batch_
     started = time.monotonic()
     completed = False
     try:
-        for attempt in range(3):
+        for _ in range(3):
             for t in tables:
                 n = _delete_batches(conn, t, business_id, device, batch_size)
                 removed[t.name] += n
@@ -232,9 +233,9 @@ def purge(conn: psycopg.Connection, business_id: str, device: str | None, batch_
             with conn.transaction():
                 record_event(conn, business_id, "purge", details)
         except psycopg.Error:
+            # After a failed purge, its own error says more than a failure to log it.
             if completed:
                 raise
-            # The purge's own error says more than a failure to log it.
     return removed
 
 

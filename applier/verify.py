@@ -36,10 +36,11 @@ FIELDS = {
     "policies": (("table", "policy"), ("permissive", "roles", "command", "using", "with check")),
     "row_security": (("table",), ("enabled", "forced")),
     "comments": (("table",), ("comment",)),
+    "triggers": (("table", "trigger"), ("definition",)),
     "functions": (("function", "arguments"), ("definition",)),
 }
 SINGULAR = {"columns": "column", "constraints": "constraint", "indexes": "index", "policies": "policy",
-            "row_security": "row security", "comments": "comment",
+            "row_security": "row security", "comments": "comment", "triggers": "trigger",
             "functions": "function"}
 TENANT_FUNCTION = "whatsmeow_set_tenant"
 
@@ -73,6 +74,8 @@ def normalize(snapshot: dict[str, set[tuple]], quoted_schema: str) -> dict[str, 
     prefix = f"{quoted_schema}."
     out = dict(snapshot)
     out["indexes"] = {(t, name, d.replace(f" ON {prefix}", " ON ", 1)) for t, name, d in snapshot["indexes"]}
+    out["triggers"] = {(t, name, d.replace(f" ON {prefix}", " ON ", 1).replace(f"FUNCTION {prefix}", "FUNCTION ", 1))
+                       for t, name, d in snapshot["triggers"]}
     out["functions"] = {
         (name, args, d.replace(f"FUNCTION {prefix}", "FUNCTION ", 1).replace(f"PROCEDURE {prefix}", "PROCEDURE ", 1)
          .replace(f"SET search_path TO 'pg_catalog', '{quoted_schema}', ", "SET search_path TO 'pg_catalog', <store>, "))
@@ -126,8 +129,8 @@ def _name(kind: str, row: tuple) -> str:
 
 def _details(kind: str, row: tuple) -> str:
     """What the object is, in the catalog's own words."""
-    if kind in ("indexes", "constraints"):
-        return row[2] if kind == "indexes" else row[3]  # pg_get_constraintdef says NOT VALID itself
+    if kind in ("indexes", "constraints", "triggers"):
+        return row[3] if kind == "constraints" else row[2]  # pg_get_constraintdef says NOT VALID itself
     if kind == "columns":
         return row[2] + (" NOT NULL" if row[3] else "") + (f" DEFAULT {row[4]}" if row[4] is not None else "")
     if kind == "functions":

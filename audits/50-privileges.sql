@@ -296,6 +296,42 @@ WHERE
     AND g.privilege_type = 'TRUNCATE'
     AND g.grantee <> t.relowner;
 
+-- The tenant event log records what the application and the operators did, for
+-- the owner: the application role (and PUBLIC) may not even read it, since it
+-- names every tenant's devices, and no one but the owner may change it.
+CREATE OR REPLACE VIEW whatsmeow_audit.event_log_grants AS
+WITH grants AS (
+    SELECT
+        t.table_name,
+        g.grantee,
+        g.privilege_type,
+        -- CASE, not OR: PUBLIC has no role to ask pg_has_role about.
+        CASE
+            WHEN g.grantee = 0 THEN TRUE
+            ELSE coalesce(pg_has_role(app.oid, g.grantee, 'USAGE'), FALSE)
+        END AS reaches_app
+    FROM whatsmeow_audit.whatsmeow_tables AS t
+    CROSS JOIN LATERAL aclexplode(t.relacl) AS g
+    LEFT JOIN pg_roles AS app
+        ON app.rolname = coalesce(nullif(current_setting('whatsmeow.app_role', TRUE), ''), 'whatsmeow_app')
+    WHERE t.is_event_log AND g.grantee <> t.relowner
+)
+
+SELECT
+    grants.table_name AS object,
+    format(
+        '%s granted to %s: %s',
+        string_agg(grants.privilege_type, ', ' ORDER BY grants.privilege_type),
+        CASE WHEN grants.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(grants.grantee)) END,
+        CASE
+            WHEN bool_or(grants.reaches_app) THEN 'the application may not read or change the tenant event log'
+            ELSE 'only the owner may change the tenant event log'
+        END
+    ) AS problem
+FROM grants
+WHERE grants.reaches_app OR grants.privilege_type NOT IN ('SELECT', 'REFERENCES', 'TRIGGER')
+GROUP BY grants.table_name, grants.grantee;
+
 -- A SECURITY DEFINER function resolves names through the caller's search_path
 -- unless it pins its own, so a caller can slip in objects that run with the
 -- owner's rights.

@@ -31,7 +31,8 @@ FROM (
     (11, 'public_views', 'no view that PUBLIC may read reads a tenant table'),
     (12, 'audit_access', 'neither PUBLIC nor the application role can read the audit views'),
     (13, 'create_privileges', 'with RLS on, only the owners may CREATE in the store''s schema or TEMPORARY'),
-    (14, 'foreign_objects', 'no foreign whatsmeow_ function or look-alike of a built-in in the store''s schema')
+    (14, 'foreign_objects', 'no foreign whatsmeow_ function or look-alike of a built-in in the store''s schema'),
+    (15, 'event_log_grants', 'the application role cannot read the tenant event log, and only the owner change it')
 ) AS c (position, name, description);
 
 CREATE OR REPLACE VIEW whatsmeow_audit.findings AS
@@ -117,7 +118,13 @@ SELECT
     'foreign_objects' AS "check",
     f.object,
     f.problem
-FROM whatsmeow_audit.foreign_objects AS f;
+FROM whatsmeow_audit.foreign_objects AS f
+UNION ALL
+SELECT
+    'event_log_grants' AS "check",
+    f.object,
+    f.problem
+FROM whatsmeow_audit.event_log_grants AS f;
 
 CALL whatsmeow_audit.restrict_access();
 

@@ -69,7 +69,7 @@ def make_role(db):
 def test_clean_install_passes_the_audit_with_exit_0(db_dsn):
     result = applier("audit", "--dsn", db_dsn)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "result: no findings in 15 checks" in result.stdout
+    assert "result: no findings in 16 checks" in result.stdout
     assert "FAIL" not in result.stdout
 
 
@@ -296,7 +296,7 @@ def test_json_lists_every_check_in_order_with_its_findings(db, db_dsn):
     assert set(doc) == {"schema", "version", "ok", "findings", "checks", "information"}
     assert (doc["schema"], doc["version"], doc["ok"], doc["findings"]) == ("public", LATEST_VERSION, False, 1)
     names = [row[0] for row in db.execute('SELECT "check" FROM whatsmeow_audit.checks ORDER BY position')]
-    assert [c["check"] for c in doc["checks"]] == ["builtin_shadows", *names] and len(names) == 14
+    assert [c["check"] for c in doc["checks"]] == ["builtin_shadows", *names] and len(names) == 15
     failing = {c["check"]: [f["object"] for f in c["findings"]] for c in doc["checks"] if c["findings"]}
     assert failing == {"redundant_indexes": ["sessions_prefix_idx on whatsmeow_sessions"]}
     assert set(doc["information"]) == set(audit.INFORMATION)

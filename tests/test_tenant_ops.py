@@ -16,7 +16,8 @@ from rls_helpers import APP, OWNER, set_role, sqlstate_of
 from runners import applier
 from store import EVENT_LOG, OUR_JID, TENANT_TABLES, blob, load_queries, params, seed, superseded_history, tenant_rows
 
-from applier import rls
+from applier import audit, rls, tenant
+from applier.errors import ApplierError
 
 QUERIES = load_queries()
 TENANTS = ("acme", "globex", "initech")
@@ -63,7 +64,8 @@ def test_list_counts_every_tenants_devices_and_rows_per_table(store):
         expected = rows_of(conn, tenant)
         assert {table: v["rows"] for table, v in listed[tenant]["tables"].items()} == expected
         assert listed[tenant]["rows"] == sum(expected.values())
-        assert listed[tenant]["bytes"] > 0
+        assert listed[tenant]["approx_bytes"] > 0
+        assert all(v["approx_bytes"] > 0 for v in listed[tenant]["tables"].values())
     assert listed["acme"]["devices"] == sorted([OUR_JID, SECOND_JID])
     assert listed["globex"]["devices"] == [OUR_JID]
     superseded = conn.execute("SELECT count(*) - count(DISTINCT (jid, name, index_mac)) FROM "
@@ -366,3 +368,44 @@ def test_record_tenant_event_refuses_an_invalid_tenant_and_action(db):
     assert sqlstate_of(db, "SELECT whatsmeow_record_tenant_event('acme', 'export', '[1]')") == "23514"
     event_id = db.execute("SELECT whatsmeow_record_tenant_event('acme', 'export', '{\"rows\": 3}')").fetchone()[0]
     assert events(db, id=event_id)[0]["details"] == {"rows": 3}
+
+
+def test_the_audit_reports_who_else_may_read_or_change_the_log(db):
+    rls.create_roles(db)
+    audit.apply_audits(db)
+
+    def found() -> list[str]:
+        return [row[0] for row in db.execute(
+            "SELECT problem FROM whatsmeow_audit.findings WHERE \"check\" = 'event_log_grants' ORDER BY 1")]
+
+    assert found() == []
+    db.execute("CREATE ROLE tenant_auditor NOLOGIN")
+    try:
+        db.execute(f"GRANT SELECT ON {EVENT_LOG} TO tenant_auditor")
+        assert found() == [], "an auditor may read it"
+        db.execute(f"GRANT DELETE ON {EVENT_LOG} TO tenant_auditor")
+        db.execute(f"GRANT SELECT ON {EVENT_LOG} TO {APP}")
+        assert found() == [
+            "DELETE granted to tenant_auditor: only the owner may change the tenant event log",
+            "SELECT granted to whatsmeow_app: the application may not read or change the tenant event log",
+        ]
+        db.execute(f"REVOKE ALL ON {EVENT_LOG} FROM tenant_auditor, {APP}")
+        db.execute(f"GRANT UPDATE ON {EVENT_LOG} TO PUBLIC")
+        assert found() == ["UPDATE granted to PUBLIC: the application may not read or change the tenant event log"]
+        db.execute(f"REVOKE ALL ON {EVENT_LOG} FROM PUBLIC")
+        assert found() == []
+    finally:
+        db.execute(f"REVOKE ALL ON {EVENT_LOG} FROM tenant_auditor")
+        db.execute("DROP ROLE tenant_auditor")
+
+
+def test_rename_on_a_store_distributed_with_citus_is_refused_with_the_way_round(store, monkeypatch):
+    # Citus is not installed here: the detection answers for a distributed store, and the refusal follows.
+    conn, _ = store
+    assert tenant.is_distributed(conn) is False
+    before = tenant_rows(conn, "acme")
+    monkeypatch.setattr(tenant, "is_distributed", lambda _conn: True)
+    with pytest.raises(ApplierError, match=r"distributed with Citus.*`tenant export` of acme, `tenant import` as "
+                                           r"acme-eu, then `tenant purge` of acme"):
+        tenant.rename(conn, "acme", "acme-eu")
+    assert tenant_rows(conn, "acme") == before

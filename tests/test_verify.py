@@ -40,6 +40,15 @@ def test_dropped_index_is_missing_and_fails_with_exit_1(db, db_dsn):
     ]
 
 
+def test_dropped_trigger_of_the_event_log_is_missing(db):
+    db.execute("DROP TRIGGER whatsmeow_device_removed_event ON whatsmeow_device")
+    assert verify.differences(db) == [
+        "missing trigger whatsmeow_device.whatsmeow_device_removed_event: CREATE TRIGGER "
+        "whatsmeow_device_removed_event AFTER DELETE ON whatsmeow_device FOR EACH ROW EXECUTE FUNCTION "
+        "whatsmeow_log_device_event()"
+    ]
+
+
 def test_changed_default_is_altered(db):
     db.execute("ALTER TABLE whatsmeow_device ALTER COLUMN platform SET DEFAULT 'android'")
     assert verify.differences(db) == [

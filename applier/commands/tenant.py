@@ -27,8 +27,8 @@ def run_list(args, conn) -> int:
     width = max([len("business_id"), *(len(t["business_id"]) for t in tenants)])
     print(f"{'business_id':<{width}}  {'devices':>7} {'rows':>12} {'~bytes':>10} {'prunable MACs':>14}")
     for t in tenants:
-        print(f"{t['business_id']:<{width}}  {len(t['devices']):>7} {t['rows']:>12} {_size(t['bytes']):>10} "
-              f"{t['prunable_mutation_macs']:>14}")
+        print(f"{t['business_id']:<{width}}  {len(t['devices']):>7} {t['rows']:>12} "
+              f"{_size(t['approx_bytes']):>10} {t['prunable_mutation_macs']:>14}")
     print(f"{len(tenants)} tenants; bytes are the sum of the rows' column sizes, an approximation that leaves out "
           "indexes, page overhead and dead rows")
     return EXIT_OK
