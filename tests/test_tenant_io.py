@@ -15,6 +15,7 @@ import re
 import signal
 import sqlite3
 import subprocess
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -545,3 +546,22 @@ def test_a_store_upstream_wrote_to_postgresql_round_trips_and_the_export_is_what
     report = upstream_check("read", target)
     assert (report["devices"], report["values"], report["digest"]) == (
         written["devices"], written["values"], written["digest"])
+
+
+def test_upstreams_definition_and_steps_are_upstreams_own_bytes():
+    """schema/upstream-v15.sql and upgrades/03-15 against whatsmeow's own files in the vendored sources."""
+    root = Path(__file__).resolve().parent.parent
+    tarball = Path(os.environ.get("WHATSMEOW_TENANCY_VENDOR", root.parent / "shared" / "vendor")) / \
+        "go-whatsmeow-src.tar.gz"
+    if not tarball.is_file():
+        reason = f"{tarball} not found (set WHATSMEOW_TENANCY_VENDOR)"
+        if os.environ.get("WHATSMEOW_TENANCY_REQUIRE_GO") == "1":
+            pytest.fail(f"WHATSMEOW_TENANCY_REQUIRE_GO=1, but {reason}", pytrace=False)
+        pytest.skip(reason)
+    folder = "go-whatsmeow-src/whatsmeow/store/sqlstore/upgrades/"
+    with tarfile.open(tarball) as archive:
+        upstream = {Path(m.name).name: archive.extractfile(m).read() for m in archive.getmembers()
+                    if m.name.startswith(folder) and m.name.endswith(".sql")}
+    ours = {p.name: p.read_bytes() for p in (root / "upgrades").glob("*.sql") if "03" <= p.name[:2] <= "15"}
+    ours["00-latest-schema.sql"] = (root / "schema" / "upstream-v15.sql").read_bytes()
+    assert ours == upstream
