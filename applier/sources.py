@@ -159,12 +159,17 @@ class SqliteSource:
         self.label = str(path)
         try:
             with open(path, "rb") as file:
-                header = file.read(len(SQLITE_HEADER))
+                header = file.read(20)
         except OSError as exc:
             raise ApplierError(f"cannot read the source {path}: {exc.strerror}") from exc
-        if header != SQLITE_HEADER:
+        if header[:len(SQLITE_HEADER)] != SQLITE_HEADER:
             raise ApplierError(f"the source {path} is not an SQLite database (nor a PostgreSQL connection string)")
         uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+        # Even read-only, SQLite creates the -wal and -shm files of a database in WAL mode (header bytes
+        # 18-19 are 2). Without a -wal file no connection has it open and every change is in the file
+        # itself, so it is opened immutable and nothing appears beside it.
+        if header[18:20] == b"\x02\x02" and not path.with_name(path.name + "-wal").exists():
+            uri += "&immutable=1"
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
             self.conn.execute("BEGIN")

@@ -565,3 +565,16 @@ def test_upstreams_definition_and_steps_are_upstreams_own_bytes():
     ours = {p.name: p.read_bytes() for p in (root / "upgrades").glob("*.sql") if "03" <= p.name[:2] <= "15"}
     ours["00-latest-schema.sql"] = (root / "schema" / "upstream-v15.sql").read_bytes()
     assert ours == upstream
+
+
+def test_an_sqlite_store_in_wal_mode_is_read_without_a_file_appearing_beside_it(db_dsn, new_database, tmp_path):
+    path = sqlite_store(tmp_path / "wal.db", 15)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode = WAL").fetchone() == ("wal",)
+    before = file_state(path)
+    assert before[2] == ["wal.db"]  # closed cleanly: everything is in the file
+    cols, expected = expected_v15(new_database, 15)
+    ok("import", "--business-id", "acme", "--from", str(path), "--dsn", db_dsn)
+    assert file_state(path) == before
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        assert tenant_digests(conn, "acme", cols) == expected
