@@ -278,7 +278,10 @@ def test_dry_run_prints_counts_and_every_conflict_and_changes_nothing(db_dsn, ne
     assert re.search(r"^whatsmeow_nct_salt +0$", result.stdout, re.M)  # v13 has no such table yet
     assert whole_store(db_dsn) == before
 
-    ok("import", "--business-id", "acme", "--from", source, "--dsn", db_dsn)
+    # The same store named by a postgresql:// URL.
+    params = psycopg.conninfo.conninfo_to_dict(source)
+    url = f"postgresql://{params['user']}@/{params['dbname']}?host={params['host']}&port={params['port']}"
+    ok("import", "--business-id", "acme", "--from", url, "--dsn", db_dsn)
     before = whole_store(db_dsn)
     result = applier("tenant", "import", "--business-id", "acme", "--from", source, "--dsn", db_dsn, "--dry-run")
     assert result.returncode == 1
@@ -305,10 +308,19 @@ def test_sources_that_are_not_upstream_stores_are_refused_with_the_reason(db_dsn
     extra = sqlite_store(tmp_path / "extra.db", 15)
     with sqlite3.connect(extra) as db:
         db.execute("ALTER TABLE whatsmeow_sessions ADD COLUMN note TEXT")
+    not_utf8 = sqlite_store(tmp_path / "not-utf8.db", 15)
+    with sqlite3.connect(not_utf8) as db:
+        db.execute("UPDATE whatsmeow_contacts SET push_name = CAST(x'ff00fe' AS TEXT)")
+    newer = new_database()
+    make_store(newer, 15)
+    with psycopg.connect(newer, autocommit=True) as conn:
+        conn.execute("UPDATE whatsmeow_version SET version = 16")
     cases = {
         str(tmp_path / "missing.db"): "no such file, and not a PostgreSQL connection string",
         str(not_sqlite): "is not an SQLite database",
         str(extra): "is not upstream's v15 store: column whatsmeow_sessions.note is not upstream's",
+        str(not_utf8): "cannot read the source's whatsmeow_contacts: Could not decode to UTF-8",
+        newer: "holds an upstream store at v16 (compatible with v8+), newer than upstream v15",
         db_dsn: "holds a multi-tenant store (export a tenant instead)",
         new_database(): "holds no whatsmeow store",
     }
