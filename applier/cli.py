@@ -10,7 +10,7 @@ import traceback
 import psycopg
 
 from applier import __version__
-from applier.commands import RUNNERS
+from applier.commands import RUNNERS, tenant_io
 from applier.errors import EXIT_ERROR, ApplierError
 from applier.steps import latest_compat, latest_version, load_steps
 
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     rls_actions.choices["status"].add_argument("--json", action="store_true", help="print the status as JSON")
 
     # tenant has actions of its own, like rls.
-    tenant_summary = "the tenant lifecycle: list, purge, rename; each operation is logged"
+    tenant_summary = "the tenant lifecycle: list, purge, rename, import, export; each operation is logged"
     tenant = sub.add_parser("tenant", help=tenant_summary, description=tenant_summary, epilog=EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     tenant_actions = tenant.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                   help="the tenant to rename")
     tenant_actions.choices["rename"].add_argument("--to", metavar="NEW", required=True,
                                                   help="its new business_id, used by no row yet")
+    tenant_io.add_parsers(tenant_actions, [common], prog, EPILOG)
 
     embedded_summary = "the local PostgreSQL used when no database is given: status, start, stop"
     embedded = sub.add_parser("embedded", help=embedded_summary, description=embedded_summary,

@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
 from applier.upgrade import upgrade  # noqa: E402
+from applier.upstream_store import upstream_v15_script  # noqa: E402
 
-UPSTREAM_V15 = ROOT / "tests" / "fixtures" / "upstream-v15.sql"
 DATA = Path(__file__).parent / "upstream_data.sql"
 
 
@@ -37,7 +37,7 @@ def progress(message: str) -> None:
 def build_store(cluster: Cluster, name: str, rows: int) -> int:
     cluster.ensure_database(name)
     with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
-        conn.execute(UPSTREAM_V15.read_text())
+        conn.execute(upstream_v15_script())
         conn.execute("SELECT set_config('bench.rows', %s, false)", (str(rows),))
         conn.execute(DATA.read_text())
         total = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for (t,) in conn.execute(

@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
 from applier.upgrade import upgrade  # noqa: E402
+from applier.upstream_store import upstream_v15_script  # noqa: E402
 from store import SUPERSEDED_VERSIONS, insert_device, superseded_history  # noqa: E402
 
-UPSTREAM_V15 = ROOT / "tests" / "fixtures" / "upstream-v15.sql"
 RESULTS = BENCH / "results"
 JID = "15550001111:7@s.whatsapp.net"
 VERSIONS = itertools.count(1001)  # new versions, unique across every writer
@@ -138,7 +138,7 @@ def main() -> None:
             after_full = size(conn, "whatsmeow_app_state_mutation_macs")
 
         with psycopg.connect(cluster.dsn("upstream"), autocommit=True) as up:
-            up.execute(UPSTREAM_V15.read_text())
+            up.execute(upstream_v15_script())
             low, high = SUPERSEDED_VERSIONS
             up.execute("INSERT INTO whatsmeow_device (jid, registration_id, noise_key, identity_key, signed_pre_key, "
                        "signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig, "

@@ -44,10 +44,10 @@ import writecost  # noqa: E402
 from applier import rls  # noqa: E402
 from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
 from applier.upgrade import upgrade  # noqa: E402
+from applier.upstream_store import upstream_v15_script  # noqa: E402
 from catalogue import forms  # noqa: E402
 from data import Shape, statements  # noqa: E402
 
-UPSTREAM_V15 = ROOT / "tests" / "fixtures" / "upstream-v15.sql"
 RESULTS = BENCH / "results"
 APP_LOGIN = "bench_app"
 
@@ -101,7 +101,7 @@ def build(cluster: Cluster, name: str, shape: Shape, tenant: bool) -> None:
         if tenant:
             upgrade(conn, quiet=True)
         else:
-            conn.execute(UPSTREAM_V15.read_text())
+            conn.execute(upstream_v15_script())
         # The generated rows are consistent; checking each foreign key row by row only slows the load.
         conn.execute("SET session_replication_role = replica")
         for _, sql in statements(shape, tenant):

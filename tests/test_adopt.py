@@ -9,12 +9,13 @@ import pytest
 from runners import applier
 from runners import psql as run_psql
 from store import LATEST_COMPAT, LATEST_VERSION, STEPS, UPSTREAM_VERSION, load_queries, params, seed, tenant_rows
-from upstream import FIXTURES, digests, make_store, upstream_columns
+from upstream import digests, make_store, upstream_columns
 
 from applier import catalog
 from applier.errors import ApplierError
 from applier.steps import plan
 from applier.upgrade import upgrade
+from applier.upstream_store import UPSTREAM_V2_SQL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,7 +121,7 @@ def test_psql_conversion_without_a_business_id_names_the_psql_variable(psql, emp
 
 def test_v1_store_is_refused_with_the_version_to_upgrade_to_first(empty_dsn):
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute((FIXTURES / "upstream-v2.sql").read_text())
+        conn.execute(UPSTREAM_V2_SQL.read_text())
         conn.execute("UPDATE whatsmeow_version SET version = 1")
         with pytest.raises(ApplierError, match="older than v2"):
             upgrade(conn, adopt_business_id="acme", quiet=True)

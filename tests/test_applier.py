@@ -20,9 +20,9 @@ from applier.database import redact, resolve_dsn
 from applier.embedded import Cluster, find_bindir, server_user
 from applier.sqlfile import sql_error
 from applier.steps import UPGRADES_DIR, Step, latest_compat, latest_version, load_steps
+from applier.upstream_store import upstream_v15_script
 
 ROOT = Path(__file__).resolve().parent.parent
-UPSTREAM_V15 = Path(__file__).parent / "fixtures" / "upstream-v15.sql"
 
 
 
@@ -82,7 +82,7 @@ def test_database_newer_than_the_package_is_refused_with_exit_3_and_left_alone(d
 
 def test_status_of_a_half_converted_store_reports_no_rls_and_no_tenant_count(empty_dsn):
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute(UPSTREAM_V15.read_text())
+        conn.execute(upstream_v15_script())
         # What an interrupted online conversion leaves: some tables keyed, the version still upstream's.
         conn.execute("ALTER TABLE whatsmeow_device ADD COLUMN business_id TEXT NOT NULL DEFAULT 'acme'")
     result = applier("status", "--json", "--dsn", empty_dsn)
@@ -93,7 +93,7 @@ def test_status_of_a_half_converted_store_reports_no_rls_and_no_tenant_count(emp
 
 def test_upstream_single_tenant_store_is_refused_and_left_alone(empty_dsn):
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute(UPSTREAM_V15.read_text())
+        conn.execute(upstream_v15_script())
     before = state(empty_dsn)
     result = applier("upgrade", "--dsn", empty_dsn)
     assert result.returncode == 2

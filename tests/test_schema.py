@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import psycopg
 import pytest
 from store import ADDED_COLUMNS, EVENT_LOG, LATEST_COMPAT, LATEST_VERSION, TENANT_TABLES, load_queries
 
 from applier import audit, rls
 from applier.database import read_state
+from applier.upstream_store import upstream_v15_script
 
-UPSTREAM_V15 = Path(__file__).parent / "fixtures" / "upstream-v15.sql"
 
 COLUMNS = """
     SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
@@ -127,7 +125,7 @@ def test_secondary_indexes_lead_with_business_id(db):
 @pytest.fixture
 def upstream(empty_dsn):
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
-        conn.execute(UPSTREAM_V15.read_text())
+        conn.execute(upstream_v15_script())
         yield conn
 
 

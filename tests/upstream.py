@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -11,8 +10,7 @@ from psycopg import sql
 from applier.database import read_state
 from applier.steps import load_steps
 from applier.upgrade import execute, transactions
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from applier.upstream_store import UPSTREAM_V2_SQL, upstream_v15_script
 
 DEVICES = ["15550001111:7@s.whatsapp.net", "15550003333@s.whatsapp.net"]
 # Identifiers with LIKE wildcards, quotes, unicode and backslashes: a conversion must keep them byte for byte.
@@ -139,9 +137,9 @@ def make_store(dsn: str, version: int, *, pre_dbutil: bool = False, replayed: bo
     ones by replaying upstream's steps from v2."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         if version == 15 and not (pre_dbutil or replayed):
-            conn.execute((FIXTURES / "upstream-v15.sql").read_text())
+            conn.execute(upstream_v15_script())
         else:
-            conn.execute((FIXTURES / "upstream-v2.sql").read_text())
+            conn.execute(UPSTREAM_V2_SQL.read_text())
             replay_upstream(conn, version)
             if pre_dbutil:
                 # Replaying added dbutil's compat column; a store written before dbutil has none.

@@ -1,10 +1,11 @@
-"""`tenant`: the tenant lifecycle: list, purge, rename (each logged in the tenant event log)."""
+"""`tenant`: the tenant lifecycle: list, purge, rename, import, export (each logged in the tenant event log)."""
 
 from __future__ import annotations
 
 import json
 import sys
 
+from applier.commands import tenant_io
 from applier.database import open_database, read_state
 from applier.errors import EXIT_OK, ApplierError
 from applier.tenant import check_business_id, check_store, count_rows, list_tenants, purge, rename, tenant_tables
@@ -78,7 +79,7 @@ def run_rename(args, conn) -> int:
     return EXIT_OK
 
 
-ACTIONS = {"list": run_list, "purge": run_purge, "rename": run_rename}
+ACTIONS = {"list": run_list, "purge": run_purge, "rename": run_rename, **tenant_io.RUNNERS}
 
 
 def run(args) -> int:
