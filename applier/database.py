@@ -215,3 +215,14 @@ def read_state(conn: psycopg.Connection) -> StoreState:
 def refuse_newer(state: StoreState) -> None:
     """Exit 3, before any change, for a database whose compat is newer than every version this package knows."""
     refuse_unknown_compat(state.version, state.compat, load_steps())
+
+
+def require_store(state: StoreState, since: int, commands: str, what: str) -> None:
+    """Refuse, before any change, a store the commands cannot work on: newer than this package, not
+    multi-tenant, or older than v`since`, the version whose step created `what`."""
+    refuse_newer(state)
+    if state.kind != "multi-tenant":
+        raise ApplierError(f"{commands}: this database holds a {state.kind} store, not a multi-tenant one")
+    if state.version < since:
+        raise ApplierError(f"{commands}: the store is at v{state.version} and needs v{since} ({what}): "
+                           "run `upgrade` first")

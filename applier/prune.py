@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import psycopg
 
-from applier.database import StoreState, refuse_newer
+from applier.database import StoreState, require_store
 from applier.errors import ApplierError
 
 RETENTION_SINCE = 1001  # the version whose step created the retention routines
@@ -42,12 +42,7 @@ class Candidate:
 
 
 def check_store(state: StoreState) -> None:
-    refuse_newer(state)
-    if state.kind != "multi-tenant":
-        raise ApplierError(f"prune works on a multi-tenant store; this database holds a {state.kind} store")
-    if state.version < RETENTION_SINCE:
-        raise ApplierError(f"the store is at v{state.version}; pruning needs v{RETENTION_SINCE}: "
-                           "run `upgrade` first")
+    require_store(state, RETENTION_SINCE, "prune", "the retention routines")
 
 
 def name_tenant(conn: psycopg.Connection, business_id: str | None) -> None:

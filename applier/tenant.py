@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from applier.database import StoreState, refuse_newer
+from applier.database import StoreState, require_store
 from applier.errors import ApplierError
 from applier.prune import name_tenant
 from applier.rls import read_status
@@ -39,12 +39,7 @@ class TenantTable:
 
 
 def check_store(state: StoreState) -> None:
-    refuse_newer(state)
-    if state.kind != "multi-tenant":
-        raise ApplierError(f"tenant commands work on a multi-tenant store; this database holds a {state.kind} store")
-    if state.version < TENANT_SINCE:
-        raise ApplierError(f"the store is at v{state.version}; tenant commands need v{TENANT_SINCE} (the event "
-                           "log): run `upgrade` first")
+    require_store(state, TENANT_SINCE, "tenant commands", "the event log")
 
 
 def check_business_id(conn: psycopg.Connection, business_id: str, option: str = "--business-id") -> None:

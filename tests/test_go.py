@@ -8,12 +8,11 @@ skipped, unless WHATSMEOW_TENANCY_REQUIRE_GO=1 (as in CI), where their absence f
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import subprocess
 from pathlib import Path
 
+import goprograms
 import psycopg
 import pytest
 from runners import applier
@@ -26,36 +25,9 @@ from applier.database import read_state
 from applier.upgrade import execute, transactions
 
 ROOT = Path(__file__).resolve().parent.parent
-PROGRAMS = ("upstream-check", "fork-store", "fork-store-tenantdb")
 
 
-def _go_bin() -> Path:
-    if os.environ.get("WHATSMEOW_TENANCY_GO_CACHE"):
-        return Path(os.environ["WHATSMEOW_TENANCY_GO_CACHE"]) / "bin"
-    if os.geteuid() == 0:
-        return Path("/var/cache/whatsmeow-tenancy/go/bin")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whatsmeow-tenancy/go/bin"
-
-
-def _sources_digest() -> str:
-    """The digest .ci/go records of the files the programs are built from."""
-    files = sorted(str(path.relative_to(ROOT)) for folder in ("upgrades", "tests/go")
-                   for path in (ROOT / folder).rglob("*") if path.is_file())
-    return hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in files)).hexdigest()
-
-
-GO_BIN = _go_bin()
-_missing = [name for name in PROGRAMS if not (GO_BIN / name).is_file()]
-_stamp = GO_BIN / "sources.sha256"
-_reason = None
-if _missing:
-    _reason = f"the Go programs are not built ({', '.join(_missing)} missing from {GO_BIN}); run: bash .ci/go"
-elif not _stamp.is_file() or _stamp.read_text().strip() != _sources_digest():
-    _reason = f"the Go programs in {GO_BIN} were built from other upgrades/ or tests/go/; run: bash .ci/go"
-if _reason:
-    if os.environ.get("WHATSMEOW_TENANCY_REQUIRE_GO") == "1":
-        pytest.fail(f"WHATSMEOW_TENANCY_REQUIRE_GO=1, but {_reason}", pytrace=False)
-    pytest.skip(_reason, allow_module_level=True)
+GO_BIN = goprograms.require(module=True)
 
 REFUSAL = "unsupported database schema version"
 UPSTREAM_KNOWS = UPSTREAM_VERSION

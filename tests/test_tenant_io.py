@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+import goprograms
 import psycopg
 import pytest
 from psycopg import sql
@@ -472,24 +473,10 @@ def test_import_and_export_under_forced_row_level_security_as_the_owner(db_dsn, 
 # With upstream's own Go code: stores it wrote come in, and stores that go out it reads back
 # ---------------------------------------------------------------------------------------------
 
-def _go_bin() -> Path:
-    if os.environ.get("WHATSMEOW_TENANCY_GO_CACHE"):
-        return Path(os.environ["WHATSMEOW_TENANCY_GO_CACHE"]) / "bin"
-    if os.geteuid() == 0:
-        return Path("/var/cache/whatsmeow-tenancy/go/bin")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whatsmeow-tenancy/go/bin"
-
-
 @pytest.fixture
 def upstream_check():
     """Runs tests/go/upstream as built by `bash .ci/go`: skipped without it, unless Go is required."""
-    program = _go_bin() / "upstream-check"
-    usage = subprocess.run([str(program)], capture_output=True, text=True).stderr if program.is_file() else ""
-    if "fill-sqlite" not in usage:
-        reason = f"{program} is missing or predates its SQLite modes; run: bash .ci/go"
-        if os.environ.get("WHATSMEOW_TENANCY_REQUIRE_GO") == "1":
-            pytest.fail(f"WHATSMEOW_TENANCY_REQUIRE_GO=1, but {reason}", pytrace=False)
-        pytest.skip(reason)
+    program = goprograms.require() / "upstream-check"
 
     def run(*args: str) -> dict:
         result = subprocess.run([str(program), *args], capture_output=True, text=True, timeout=300)

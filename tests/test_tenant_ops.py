@@ -264,7 +264,7 @@ def test_rename_under_forced_row_level_security_is_refused_for_a_role_bound_by_i
 
 
 @pytest.mark.parametrize(("version", "compat", "code", "message"), [
-    (1001, 1000, 2, "need v1002"),
+    (1001, 1000, 2, "needs v1002"),
     (1003, 1003, 3, "newer"),
 ])
 def test_tenant_commands_refuse_an_older_or_newer_store(db, db_dsn, version, compat, code, message):
