@@ -63,6 +63,17 @@ def _into(table: sql.Composable, columns: list[str], business_id: bool) -> sql.C
     return sql.SQL("{} ({})").format(table, sql.SQL(", ").join(map(sql.Identifier, names)))
 
 
+# The tenant's own LID mappings, copied next to the source's: a temporary table may not be joined with a
+# table Citus distributes, and on plain PostgreSQL the copy is as small as the tenant's map.
+EXISTING_LID_MAP = sql.Identifier("pg_temp", "existing_lid_map")
+
+
+def copy_existing_lid_map(conn: psycopg.Connection, store: str, business_id: str) -> None:
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(EXISTING_LID_MAP))
+    conn.execute(sql.SQL("CREATE TEMPORARY TABLE {} ON COMMIT DROP AS SELECT lid, pn FROM {} WHERE business_id = %s")
+                 .format(EXISTING_LID_MAP, sql.Identifier(store, LID_MAP)), (business_id,))
+
+
 def find_conflicts(conn: psycopg.Connection, store: str, business_id: str, devices: list[str]) -> list[str]:
     """Every source key the tenant already holds: its devices, and LID mappings that disagree."""
     found = [f"whatsmeow_device (business_id, jid) = ({business_id}, {jid}): the tenant already has this device"
@@ -72,13 +83,13 @@ def find_conflicts(conn: psycopg.Connection, store: str, business_id: str, devic
     query = sql.SQL(
         """
         SELECT 'lid', t.lid, d.pn, t.pn FROM {temp} AS t
-        JOIN {map} AS d ON d.business_id = %(b)s AND d.lid = t.lid AND d.pn <> t.pn
+        JOIN {map} AS d ON d.lid = t.lid AND d.pn <> t.pn
         UNION ALL
         SELECT 'pn', t.pn, d.lid, t.lid FROM {temp} AS t
-        JOIN {map} AS d ON d.business_id = %(b)s AND d.pn = t.pn AND d.lid <> t.lid
+        JOIN {map} AS d ON d.pn = t.pn AND d.lid <> t.lid
         ORDER BY 1, 2
-        """).format(temp=_temp(LID_MAP), map=sql.Identifier(store, LID_MAP))
-    for key, value, theirs, ours in conn.execute(query, {"b": business_id}):
+        """).format(temp=_temp(LID_MAP), map=EXISTING_LID_MAP)
+    for key, value, theirs, ours in conn.execute(query):
         other = "pn" if key == "lid" else "lid"
         found.append(f"whatsmeow_lid_map (business_id, {key}) = ({business_id}, {value}): the tenant maps it to "
                      f"{other} {theirs}, the source to {ours}")
@@ -119,11 +130,11 @@ def import_store(conn: psycopg.Connection, business_id: str, source: PostgresSou
             step_to_v15(conn, source.version)
             shape = temp_shape(conn)
             devices = [r[0] for r in conn.execute("SELECT jid FROM pg_temp.whatsmeow_device")]
+        copy_existing_lid_map(conn, store, business_id)
         report.conflicts = find_conflicts(conn, store, business_id, devices)
         target = {table: sql.Identifier(store, table) for table in TABLES}
-        lid_new = sql.SQL("FROM {temp} AS t WHERE NOT EXISTS (SELECT 1 FROM {map} AS d WHERE d.business_id = {b} "
-                          "AND d.lid = t.lid AND d.pn = t.pn)").format(
-            temp=_temp(LID_MAP), map=target[LID_MAP], b=sql.Literal(business_id))
+        lid_new = sql.SQL("FROM {temp} AS t WHERE NOT EXISTS (SELECT 1 FROM {map} AS d "
+                          "WHERE d.lid = t.lid AND d.pn = t.pn)").format(temp=_temp(LID_MAP), map=EXISTING_LID_MAP)
         lid_rows = conn.execute(sql.SQL("SELECT count(*) {}").format(lid_new)).fetchone()[0]
         lid_total = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(_temp(LID_MAP))).fetchone()[0]
         if direct:
