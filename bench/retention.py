@@ -20,7 +20,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
 from applier.upgrade import upgrade  # noqa: E402
 from applier.upstream_store import upstream_v15_script  # noqa: E402
 from store import SUPERSEDED_VERSIONS, insert_device, superseded_history  # noqa: E402
+from writer import alongside, quantile  # noqa: E402
 
 RESULTS = BENCH / "results"
 JID = "15550001111:7@s.whatsapp.net"
@@ -56,42 +56,12 @@ def mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
-class Writer(threading.Thread):
-    """whatsmeow's app-state writes on the same collection: one new MAC version per statement."""
-
-    def __init__(self, dsn: str):
-        super().__init__(daemon=True)
-        self.dsn, self.latencies, self.stop = dsn, [], threading.Event()
-
-    def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            while not self.stop.is_set():
-                n = next(VERSIONS)
-                started = time.perf_counter()
-                conn.execute(
-                    "INSERT INTO whatsmeow_app_state_mutation_macs (business_id, jid, name, version, index_mac, "
-                    "value_mac) VALUES ('acme', %s, 'regular_high', %s, sha256(('index ' || %s)::BYTEA), "
-                    "sha256(%s::BYTEA))", (JID, n, n * 7919 % INDEX_MACS + 1, str(n).encode()))
-                self.latencies.append(time.perf_counter() - started)
-                time.sleep(0.002)
-
-
-def with_writer(dsn: str, seconds: float | None = None, work=None) -> tuple[list[float], float]:
-    writer = Writer(dsn)
-    writer.start()
-    started = time.monotonic()
-    if work is not None:
-        work()
-    else:
-        time.sleep(seconds)
-    elapsed = time.monotonic() - started
-    writer.stop.set()
-    writer.join()
-    return writer.latencies, elapsed
-
-
-def quantile(values: list[float], q: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(q * len(values)))]
+def new_mac_version() -> tuple[str, tuple]:
+    """whatsmeow's app-state write on the pruned collection: one new MAC version."""
+    n = next(VERSIONS)
+    return ("INSERT INTO whatsmeow_app_state_mutation_macs (business_id, jid, name, version, index_mac, value_mac) "
+            "VALUES ('acme', %s, 'regular_high', %s, sha256(('index ' || %s)::BYTEA), sha256(%s::BYTEA))",
+            (JID, n, n * 7919 % INDEX_MACS + 1, str(n).encode()))
 
 
 def main() -> None:
@@ -114,7 +84,7 @@ def main() -> None:
             say(f"{rows:,} rows in {time.monotonic() - started:.0f}s")
             before = size(conn, "whatsmeow_app_state_mutation_macs")
 
-            quiet_latencies, _ = with_writer(dsn, seconds=10)
+            quiet_latencies = alongside(dsn, new_mac_version, seconds=10)
             say("pruning with a writer alongside")
             pruned: dict[str, float] = {}
 
@@ -124,7 +94,7 @@ def main() -> None:
                     pruner.execute("CALL whatsmeow_prune()")
                     pruned["seconds"] = time.monotonic() - t
 
-            busy_latencies, _ = with_writer(dsn, work=run_prune)
+            busy_latencies = alongside(dsn, new_mac_version, work=run_prune)
             kept, written = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE version > 1000) FROM whatsmeow_app_state_mutation_macs"
             ).fetchone()

@@ -16,6 +16,7 @@ Writes bench/results/tenant-purge.md.
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 import platform
 import re
@@ -23,7 +24,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
 from applier.tenant import purge  # noqa: E402
 from applier.upgrade import upgrade  # noqa: E402
 from store import insert_device, load_queries, params, superseded_history  # noqa: E402
+from writer import alongside, quantile  # noqa: E402
 
 RESULTS = BENCH / "results"
 STEP = ROOT / "upgrades" / "20-tenant-event-log.sql"
@@ -55,42 +56,16 @@ def say(message: str) -> None:
     print(f"[tenant-purge] {message}", file=sys.stderr, flush=True)
 
 
-def quantile(values: list[float], q: float) -> float:
-    return sorted(values)[min(len(values) - 1, int(q * len(values)))]
+UPSERT_COUNTER = itertools.count(1)
 
 
-class Writer(threading.Thread):
-    """Another tenant's session upserts, as whatsmeow writes them after each message."""
-
-    def __init__(self, dsn: str):
-        super().__init__(daemon=True)
-        self.dsn, self.latencies, self.stop = dsn, [], threading.Event()
-
-    def run(self) -> None:
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
-            n = 0
-            while not self.stop.is_set():
-                n += 1
-                started = time.perf_counter()
-                conn.execute(
-                    "INSERT INTO whatsmeow_sessions (business_id, our_jid, their_id, session) "
-                    "VALUES ('other', %s, %s, sha256(%s::BYTEA)) "
-                    "ON CONFLICT (business_id, our_jid, their_id) DO UPDATE SET session = excluded.session",
-                    (DEVICES[0], f"{n % 5000}:1", str(n).encode()))
-                self.latencies.append(time.perf_counter() - started)
-                time.sleep(0.002)
-
-
-def with_writer(dsn: str, seconds: float | None = None, work=None) -> list[float]:
-    writer = Writer(dsn)
-    writer.start()
-    if work is not None:
-        work()
-    else:
-        time.sleep(seconds)
-    writer.stop.set()
-    writer.join()
-    return writer.latencies
+def other_tenants_upsert() -> tuple[str, tuple]:
+    """Another tenant's session upsert, as whatsmeow writes one after each message."""
+    n = next(UPSERT_COUNTER)
+    return ("INSERT INTO whatsmeow_sessions (business_id, our_jid, their_id, session) "
+            "VALUES ('other', %s, %s, sha256(%s::BYTEA)) "
+            "ON CONFLICT (business_id, our_jid, their_id) DO UPDATE SET session = excluded.session",
+            (DEVICES[0], f"{n % 5000}:1", str(n).encode()))
 
 
 def build_big_tenant(conn: psycopg.Connection) -> int:
@@ -192,7 +167,7 @@ def main() -> None:
             rows = build_big_tenant(conn)
             say(f"{rows:,} rows in {time.monotonic() - started:.0f}s")
 
-        quiet = with_writer(dsn, seconds=10)
+        quiet = alongside(dsn, other_tenants_upsert, seconds=10)
         say("purging with another tenant's writer alongside")
         result: dict = {}
 
@@ -202,7 +177,7 @@ def main() -> None:
                 result["removed"] = purge(purger, "big", None, BATCH, quiet=True)
                 result["seconds"] = time.monotonic() - t
 
-        busy = with_writer(dsn, work=run_purge)
+        busy = alongside(dsn, other_tenants_upsert, work=run_purge)
         removed = sum(result["removed"].values())
         say(f"purged {removed:,} rows in {result['seconds']:.1f}s; writer's longest wait {max(busy) * 1e3:.1f} ms "
             f"(alone: {max(quiet) * 1e3:.1f} ms)")
