@@ -223,8 +223,14 @@ def storage(results: dict, summary: list) -> list[str]:
         "|---|---:|---:|---:|---:|" + ("---:|---:|---:|" if rebuilt else ""),
     ]
     for table in sorted(tables_b):
-        ra, sa = tables_a[table]
         rb, sb = tables_b[table]
+        if table not in tables_a:  # the package's own, such as the tenant event log: nothing to compare
+            line = f"| {table} (no upstream table) | {rb:,} | - | {mib(sb)} | - |"
+            if rebuilt:
+                line += f" - | {mib(packed_tables_b[table][1])} | - |"
+            out.append(line)
+            continue
+        ra, sa = tables_a[table]
         line = f"| {table} | {rb:,} | {mib(sa)} | {mib(sb)} | {sb / sa:.3f} |"
         if rebuilt:
             pa, pb = packed_tables_a[table][1], packed_tables_b[table][1]
