@@ -9,6 +9,7 @@ converted the way whatsmeow's Go driver (mattn/go-sqlite3 under database/sql) re
 from __future__ import annotations
 
 import sqlite3
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from applier.database import connect, read_state, redact
+from applier.database import connect_foreign
 from applier.errors import ApplierError
 from applier.upstream_store import Shape, check_version
 
@@ -25,71 +26,106 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class PostgresSource:
-    """An upstream store in a PostgreSQL database, read in one READ ONLY snapshot."""
+    """An upstream store in a PostgreSQL database, read in one READ ONLY snapshot.
+
+    The database is someone else's (applier.database.connect_foreign): its tables are named by schema
+    and read with ONLY (no inheritance child joins in), only ordinary tables are read, and every column's
+    type is checked against upstream's before a value is read, so no output function of that database runs.
+    """
 
     kind = "postgresql"
 
-    def __init__(self, dsn: str):
-        self.label = redact(dsn)
-        self.conn = connect(dsn, autocommit=False)
-        self.conn.read_only = True
-        self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        state = read_state(self.conn)
-        if state.kind != "upstream-single-tenant":
-            self.conn.close()
-            what = {"empty": "no whatsmeow store", "multi-tenant": "a multi-tenant store (export a tenant instead)",
-                    "conversion-in-progress": "a store whose online conversion was interrupted"}[state.kind]
-            raise ApplierError(f"the source {self.label} holds {what}; import reads upstream single-tenant stores")
-        self.version, self.compat = state.version, state.compat
-        self.schema = self.conn.execute("SELECT current_schema()").fetchone()[0]
+    def __init__(self, dsn: str, quiet: bool = False):
+        foreign = connect_foreign(dsn, "source", quiet=quiet)
+        self.conn, self.schema, self.label = foreign.conn, foreign.schema, foreign.label
         try:
+            self.conn.autocommit = False
+            self.conn.read_only = True
+            self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            self.version, self.compat = self._read_version()
             check_version(self.version, self.compat, f"the source {self.label}")
-        except ApplierError:
+        except BaseException:
             self.conn.close()
             raise
+
+    def _table(self, table: str) -> sql.Composable:
+        return sql.SQL("ONLY {}").format(sql.Identifier(self.schema, table))
+
+    def _read_version(self) -> tuple[int, int]:
+        relations = dict(self.conn.execute(
+            "SELECT c.relname::text, c.relkind::text FROM pg_class AS c JOIN pg_namespace AS n "
+            "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname LIKE 'whatsmeow\\_%%' "
+            "AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+            (self.schema,)).fetchall())
+        if not relations:
+            raise ApplierError(f"the source {self.label} holds no whatsmeow store (schema {self.schema}); "
+                               "import reads upstream single-tenant stores")
+        other = sorted(f"{name} ({KINDS.get(kind, kind)})" for name, kind in relations.items() if kind != "r")
+        if other:
+            raise ApplierError(f"the source {self.label} is not an upstream store: {', '.join(other)} "
+                               "where upstream has tables; import reads ordinary tables only")
+        columns = dict(self.conn.execute(
+            "SELECT a.attname::text, a.atttypid = 'pg_catalog.int4'::pg_catalog.regtype FROM pg_attribute AS a "
+            "WHERE a.attrelid = %s::pg_catalog.regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            (sql.Identifier(self.schema, "whatsmeow_version").as_string(self.conn),)).fetchall()
+            if "whatsmeow_version" in relations else [])
+        if "business_id" in dict(self.conn.execute(
+                "SELECT a.attname::text, 1 FROM pg_attribute AS a JOIN pg_class AS c ON c.oid = a.attrelid "
+                "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = %s "
+                "AND c.relname = 'whatsmeow_device' AND NOT a.attisdropped", (self.schema,)).fetchall()):
+            raise ApplierError(f"the source {self.label} holds a multi-tenant store (export a tenant instead); "
+                               "import reads upstream single-tenant stores")
+        if not columns.get("version") or columns.keys() - {"version", "compat"} or columns.get("compat") is False:
+            raise ApplierError(f"the source {self.label} has no upstream whatsmeow_version table (version and "
+                               "compat INTEGER); import reads upstream single-tenant stores")
+        row = self.conn.execute(sql.SQL("SELECT version, {} FROM {} LIMIT 1").format(
+            sql.SQL("compat") if "compat" in columns else sql.SQL("NULL::integer"),
+            self._table("whatsmeow_version"))).fetchone()
+        if row is None:
+            raise ApplierError(f"the source {self.label} holds no whatsmeow store (no version row)")
+        return row[0] or 0, row[1] or row[0] or 0
 
     def shape(self) -> Shape:
         shape: Shape = {}
         for table, column, type_ in self.conn.execute(
             """
             SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
-            FROM pg_class AS c JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-            WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relkind IN ('r', 'p')
-              AND NOT c.relispartition AND c.relname LIKE 'whatsmeow\\_%' AND c.relname <> 'whatsmeow_version'
+            FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+            JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE n.nspname = %s AND c.relkind = 'r' AND c.relname LIKE 'whatsmeow\\_%%'
+              AND c.relname <> 'whatsmeow_version'
             ORDER BY c.relname, a.attnum
-            """
+            """, (self.schema,)
         ):
+            # With search_path pinned to pg_catalog, a type of the source's own prints schema-qualified and
+            # so never matches upstream's.
             shape.setdefault(table, []).append((column, type_))
         return shape
 
-    def _select(self, table: str, columns: list[str], prefix: str | None, where: str) -> sql.Composable:
-        items = [sql.Identifier(c) for c in columns]
-        if prefix is not None:
-            items.insert(0, sql.SQL("{}::TEXT").format(sql.Literal(prefix)))
-        return sql.SQL("SELECT {} FROM {} AS t {}").format(
-            sql.SQL(", ").join(items), sql.Identifier(self.schema, table), sql.SQL(where))
-
-    def count(self, table: str, where: str = "") -> int:
-        query = sql.SQL("SELECT count(*) FROM {} AS t {}").format(sql.Identifier(self.schema, table), sql.SQL(where))
-        return self.conn.execute(query).fetchone()[0]
-
-    def device_jids(self) -> list[str]:
-        return [r[0] for r in self.conn.execute(
-            sql.SQL("SELECT jid FROM {} ORDER BY jid").format(sql.Identifier(self.schema, "whatsmeow_device")))]
-
-    def copy_to(self, target: psycopg.Cursor, into: sql.Composable, table: str, columns: list[str], types: list[str],
-                prefix: str | None = None, where: str = "") -> int:
-        """Stream the rows into `COPY into FROM STDIN` in binary: the bytes PostgreSQL sends, as sent."""
-        query = sql.SQL("COPY ({}) TO STDOUT (FORMAT BINARY)").format(self._select(table, columns, prefix, where))
-        with self.conn.cursor().copy(query) as out, target.copy(
-                sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(into)) as sink:
-            for block in out:
-                sink.write(block)
+    def copy_to(self, target: psycopg.Cursor, into: sql.Composable, table: str, columns: list[str],
+                types: list[str]) -> int:
+        """Stream the rows into `COPY into FROM STDIN` in binary: the bytes PostgreSQL sends, as sent. Nothing
+        the package sends there names the tenant: the target adds it."""
+        query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT BINARY)").format(
+            sql.SQL(", ").join(map(sql.Identifier, columns)), self._table(table))
+        try:
+            with self.conn.cursor().copy(query) as out, target.copy(
+                    sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(into)) as sink:
+                for block in out:
+                    sink.write(block)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise ApplierError(f"cannot read the source's {table}: {exc.diag.message_primary} (row-level "
+                               "security there is refused rather than run: import reads stores without it, or "
+                               "log in to the source as a role it does not apply to); nothing was imported") from exc
         return target.rowcount
 
     def close(self) -> None:
         self.conn.rollback()
         self.conn.close()
+
+
+KINDS = {"v": "a view", "m": "a materialized view", "f": "a foreign table", "p": "a partitioned table",
+         "S": "a sequence", "i": "an index", "c": "a composite type", "I": "a partitioned index"}
 
 
 def _text(value):
@@ -113,10 +149,18 @@ def _bytea(value):
     return value
 
 
-def _integer(value):
-    if type(value) is not int:
-        raise TypeError
-    return value
+def _integer_within(bits: int):
+    """An SQLite integer for a PostgreSQL column of `bits`: one out of its range is refused, never wrapped."""
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def convert(value):
+        if type(value) is not int:
+            raise TypeError
+        if not low <= value <= high:
+            raise ValueError(f"{value}, out of the range of PostgreSQL's {bits}-bit integer ({low} to {high})")
+        return value
+
+    return convert
 
 
 def _boolean(value):
@@ -141,7 +185,8 @@ def _uuid(value):
         raise ValueError(f"{value[:40]!r}, which is not a UUID") from None
 
 
-CONVERTERS = {"text": _text, "bytea": _bytea, "bigint": _integer, "integer": _integer, "boolean": _boolean,
+CONVERTERS = {"text": _text, "bytea": _bytea, "bigint": _integer_within(64), "integer": _integer_within(32),
+              "boolean": _boolean,
               "uuid": _uuid}
 SQLITE_CLASS = {bytes: "BLOB", str: "TEXT", int: "INTEGER", float: "REAL"}
 
@@ -155,8 +200,12 @@ class SqliteSource:
 
     kind = "sqlite"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, quiet: bool = False):
+        # The file actually read is the one named everywhere, a link's target included.
+        given, path = path, path.resolve()
         self.label = str(path)
+        if path != given.absolute() and not quiet:
+            print(f"reading {path} (the link {given} points to it)", file=sys.stderr)
         try:
             with open(path, "rb") as file:
                 header = file.read(20)
@@ -172,7 +221,18 @@ class SqliteSource:
             uri += "&immutable=1"
         self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
+            # An uploaded file is hostile: nothing in its schema may call a function, and a page that lies
+            # about its cells is an error rather than a read out of bounds.
+            self.conn.execute("PRAGMA trusted_schema = OFF")
+            self.conn.execute("PRAGMA cell_size_check = ON")
+            self.conn.execute("PRAGMA mmap_size = 0")
             self.conn.execute("BEGIN")
+            virtual = [r[0] for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'whatsmeow\\_%' ESCAPE '\\' "
+                "AND sql LIKE 'CREATE VIRTUAL TABLE%'")]
+            if virtual:
+                raise ApplierError(f"the source {path} is not an upstream store: {', '.join(sorted(virtual))} "
+                                   "is a virtual table; import reads ordinary tables only")
             tables = {r[0] for r in self.conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'whatsmeow\\_%' ESCAPE '\\'")}
             if "whatsmeow_version" not in tables:
@@ -249,14 +309,14 @@ class SqliteSource:
         self.conn.close()
 
 
-def open_source(source: str) -> PostgresSource | SqliteSource:
+def open_source(source: str, quiet: bool = False) -> PostgresSource | SqliteSource:
     """A postgres:// or postgresql:// URL, else an existing file (SQLite), else a key=value string."""
     if source.startswith(("postgres://", "postgresql://")):
-        return PostgresSource(source)
+        return PostgresSource(source, quiet)
     path = Path(source)
     if path.is_file():
-        return SqliteSource(path)
+        return SqliteSource(path, quiet)
     if "=" in source:
-        return PostgresSource(source)
+        return PostgresSource(source, quiet)
     raise ApplierError(f"--from {source!r}: no such file, and not a PostgreSQL connection string "
                        "(postgresql://... or key=value pairs)")

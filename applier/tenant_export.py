@@ -11,7 +11,9 @@ upstream's columns are copied: business_id and the store's own additions stay be
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from applier.database import connect, redact
+from applier.database import connect_foreign, redact
 from applier.errors import ApplierError
 from applier.prune import name_tenant
 from applier.tenant_io import record_event, say
@@ -64,38 +66,82 @@ def _select(store: str, table: str, columns: list[str], business_id: str) -> sql
         sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(store, table), sql.Literal(business_id))
 
 
+# What the new tables may rest on in the target: built-ins only. The target's owner could create a function
+# or type between the look-alike check and CREATE TABLE; this is checked again after it, inside the same
+# transaction, so nothing that database defines is ever called on the rows.
+FOREIGN_DEPENDENCIES = """
+SELECT DISTINCT pg_describe_object(d.refclassid, d.refobjid, 0)
+FROM pg_depend AS d
+JOIN pg_class AS c ON c.oid = CASE d.classid
+    WHEN 'pg_class'::regclass THEN coalesce((SELECT i.indrelid FROM pg_index AS i WHERE i.indexrelid = d.objid),
+                                            d.objid)
+    WHEN 'pg_constraint'::regclass THEN (SELECT con.conrelid FROM pg_constraint AS con WHERE con.oid = d.objid)
+    WHEN 'pg_attrdef'::regclass THEN (SELECT ad.adrelid FROM pg_attrdef AS ad WHERE ad.oid = d.objid)
+END
+WHERE c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = %s) AND c.relname = ANY(%s)
+  AND d.refclassid IN ('pg_proc'::regclass, 'pg_operator'::regclass, 'pg_type'::regclass,
+                       'pg_collation'::regclass, 'pg_opclass'::regclass)
+  AND (pg_identify_object(d.refclassid, d.refobjid, 0)).schema <> 'pg_catalog'
+ORDER BY 1
+"""
+# Event triggers fire on the CREATE TABLEs of the export with its login's rights; an extension's are its
+# installer's choice.
+EVENT_TRIGGERS = """
+SELECT format('%I (runs %s)', e.evtname, e.evtfoid::regprocedure) FROM pg_event_trigger AS e
+WHERE e.evtenabled <> 'D' AND NOT EXISTS (
+    SELECT FROM pg_depend AS d WHERE d.classid = 'pg_event_trigger'::regclass AND d.objid = e.oid AND d.deptype = 'e')
+ORDER BY 1
+"""
+
+
 def export_postgres(conn: psycopg.Connection, store: str, business_id: str, target_dsn: str,
                     quiet: bool) -> ExportReport:
     report = ExportReport("postgresql")
-    target = connect(target_dsn)  # autocommit, so that transaction() below is a real BEGIN ... COMMIT
+    foreign = connect_foreign(target_dsn, "target", quiet=quiet)  # autocommit: transaction() is a real BEGIN
+    target, schema, label = foreign.conn, foreign.schema, foreign.label
+    names = [*TABLES, "whatsmeow_version"]
     try:
+        triggers = [r[0] for r in target.execute(EVENT_TRIGGERS)]
+        if triggers:
+            raise ApplierError(f"the target {label} has event triggers that would run as this login on the "
+                               f"export's CREATE TABLE: {', '.join(triggers)}; export into a database without them")
         existing = target.execute(
             "SELECT n.nspname || '.' || c.relname FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
             "WHERE c.relname LIKE 'whatsmeow\\_%' AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
             "AND n.nspname NOT LIKE 'pg\\_temp\\_%' ORDER BY 1 LIMIT 3").fetchall()
         if existing:
-            raise ApplierError(f"the target {redact(target_dsn)} is not empty: it has "
+            raise ApplierError(f"the target {label} is not empty: it has "
                                f"{', '.join(r[0] for r in existing)}; export writes only into a database without "
                                "whatsmeow tables")
         with target.transaction():
-            # As dbutil does: its version table, then upstream's v0 -> v15 file, then the version row.
+            # As dbutil does: its version table, then upstream's v0 -> v15 file, then the version row. Upstream's
+            # text names its tables bare, so it runs with the schema alone on the path, pg_catalog ahead of it.
+            target.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.quote_ident(%s), TRUE)",
+                           (schema,))
             target.execute(DBUTIL_VERSION_TABLE)
             target.execute(upstream_v15_text())
+            target.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', TRUE)")
+            foreign_parts = [r[0] for r in target.execute(FOREIGN_DEPENDENCIES, (schema, names))]
+            if foreign_parts:
+                raise ApplierError(f"the target {label}: upstream's tables would rest on objects of that database, "
+                                   f"not built-ins: {'; '.join(foreign_parts)}; nothing was exported")
             with target.cursor() as cur:
                 for table in TABLES:
                     begun = time.monotonic()
+                    qualified = sql.Identifier(schema, table)
                     columns = [r[0] for r in target.execute(
                         "SELECT attname::text FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-                        "AND NOT attisdropped ORDER BY attnum", (table,))]
+                        "AND NOT attisdropped ORDER BY attnum", (qualified.as_string(target),))]
                     with conn.cursor().copy(_select(store, table, columns, business_id)) as out, cur.copy(
                             sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-                                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))) as sink:
+                                qualified, sql.SQL(", ").join(map(sql.Identifier, columns)))) as sink:
                         for block in out:
                             sink.write(block)
                     report.rows[table] = cur.rowcount
                     say(quiet, f"exported {table}: {cur.rowcount} rows in {time.monotonic() - begun:.2f}s")
-            target.execute("DELETE FROM whatsmeow_version")
-            target.execute("INSERT INTO whatsmeow_version (version, compat) VALUES (%s, %s)",
+            version_table = sql.Identifier(schema, "whatsmeow_version")
+            target.execute(sql.SQL("DELETE FROM {}").format(version_table))
+            target.execute(sql.SQL("INSERT INTO {} (version, compat) VALUES (%s, %s)").format(version_table),
                            (UPSTREAM_VERSION, UPSTREAM_COMPAT))
     finally:
         target.close()
@@ -118,8 +164,13 @@ def export_sqlite(conn: psycopg.Connection, store: str, business_id: str, path: 
         raise ApplierError(f"the target {path} exists; export writes a new SQLite file only")
     if not path.parent.is_dir():
         raise ApplierError(f"the target's folder {path.parent} does not exist")
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    # Built in a folder only this process may enter, made with a fresh random name, in a file created
+    # exclusively and readable by its owner alone; linked into place when complete, which never replaces
+    # or follows anything at the path.
+    private = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    partial = private / path.name
     try:
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         db = sqlite3.connect(partial, isolation_level=None)
         try:
             db.execute("PRAGMA foreign_keys = ON")
@@ -145,13 +196,13 @@ def export_sqlite(conn: psycopg.Connection, store: str, business_id: str, path: 
         finally:
             db.close()
         try:
-            os.link(partial, path)  # never replaces a file that appeared meanwhile
+            os.link(partial, path, follow_symlinks=False)  # never replaces a file that appeared meanwhile
         except FileExistsError:
             raise ApplierError(f"the target {path} appeared while exporting; it was left alone") from None
     except sqlite3.Error as exc:
         raise ApplierError(f"cannot write the SQLite file {path}: {exc}") from exc
     finally:
-        partial.unlink(missing_ok=True)
+        shutil.rmtree(private, ignore_errors=True)
     return report
 
 

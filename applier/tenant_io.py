@@ -117,9 +117,11 @@ def import_store(conn: psycopg.Connection, business_id: str, source: PostgresSou
         if problems:
             raise ApplierError(f"the source {source.label} is not upstream's v{source.version} store: "
                                f"{'; '.join(problems)}; nothing was imported")
-        # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the role: then
-        # the rows go through the temporary tables too.
-        direct = source.version == UPSTREAM_VERSION and not conn.execute(
+        # Only an SQLite file streams straight into the store, the tenant written in front of each row by
+        # this process. A PostgreSQL source's rows land in the temporary tables first, so that nothing that
+        # answers on that connection sees or chooses the tenant: the target writes it. PostgreSQL refuses COPY
+        # FROM into a table whose row-level security applies to the role: then SQLite rows go that way too.
+        direct = source.kind == "sqlite" and source.version == UPSTREAM_VERSION and not conn.execute(
             "SELECT row_security_active(%s::regclass)",
             (sql.Identifier(store, "whatsmeow_device").as_string(conn),)).fetchone()[0]
         if direct:  # only the LID map is compared row by row; devices by their JIDs
@@ -175,9 +177,17 @@ def import_store(conn: psycopg.Connection, business_id: str, source: PostgresSou
                         rest = lid_new if table == LID_MAP else sql.SQL("FROM {} AS t {}").format(
                             _temp(table), sql.SQL(WITH_DEVICE).format(devices=_temp("whatsmeow_device"))
                             if table == TOKENS else sql.SQL(""))
-                        count = cur.execute(sql.SQL("INSERT INTO {} SELECT {}, {} {}").format(
+                        # Every row written is counted, and so is any written outside the tenant: none can
+                        # be, and the import stops before commit if one were.
+                        count, outside = cur.execute(sql.SQL(
+                            "WITH written AS (INSERT INTO {} SELECT {}, {} {} RETURNING business_id) "
+                            "SELECT count(*), count(*) FILTER (WHERE business_id <> {}) FROM written").format(
                             _into(target[table], columns, True), sql.Literal(business_id),
-                            sql.SQL(", ").join(sql.Identifier("t", c) for c in columns), rest)).rowcount
+                            sql.SQL(", ").join(sql.Identifier("t", c) for c in columns), rest,
+                            sql.Literal(business_id))).fetchone()
+                        if outside:
+                            raise ApplierError(f"{table}: {outside} rows would have been written outside tenant "
+                                               f"{business_id}; nothing was imported")
                 except psycopg.errors.IntegrityError as exc:
                     detail = f" ({exc.diag.message_detail})" if exc.diag.message_detail else ""
                     raise ApplierError(f"{table}: {exc.diag.message_primary}{detail}; nothing was imported") from exc

@@ -57,7 +57,7 @@ def _print(rows: dict[str, int], skipped: dict[str, int], conflicts: list[str], 
 
 def run_import(args, conn) -> int:
     check_business_id(conn, args.business_id)
-    source = open_source(args.source)
+    source = open_source(args.source, quiet=args.quiet)
     try:
         report = import_store(conn, args.business_id, source, dry_run=args.dry_run, quiet=args.quiet)
     finally:
