@@ -20,17 +20,17 @@ from psycopg import sql
 
 from applier.errors import ApplierError
 from applier.sqlfile import fresh_install_scratch
-from applier.steps import Step, load_steps
+from applier.steps import Step
+from applier.tenancy import EVENT_LOG_ROUTINE, step_creating
 
 TEMP_SUFFIX = "_online"
 # The package's tables without business_id (the tenant event log) are not converted from upstream
 # tables: the step that created them runs as it is, after the conversion, with its routines.
 EVENT_LOG = "whatsmeow_tenant_events"
-EVENT_LOG_SINCE = 1002
 
 
 def event_log_step() -> Step:
-    return load_steps()[EVENT_LOG_SINCE - 1]  # keyed by the version a step starts from
+    return step_creating(EVENT_LOG_ROUTINE)
 
 
 def event_log_routines() -> set[str]:
@@ -329,13 +329,3 @@ class Converter:
 def ensure_function(conn: psycopg.Connection, function_sql: str) -> None:
     if not conn.execute("SELECT to_regproc('whatsmeow_business_id_is_valid')").fetchone()[0]:
         conn.execute(function_sql)
-
-
-def check_business_id(conn: psycopg.Connection, target: Target, business_id: str) -> None:
-    """Apply the database's own rule to the ID, leaving nothing behind."""
-    with conn.transaction(force_rollback=True):
-        ensure_function(conn, target.function_sql)
-        valid = conn.execute("SELECT whatsmeow_business_id_is_valid(%s)", (business_id,)).fetchone()[0]
-    if not valid:
-        raise ApplierError(f"invalid business_id {business_id!r}: must be 1 to 64 characters of "
-                           "A-Z, a-z, 0-9, _ and -")
