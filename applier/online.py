@@ -21,7 +21,7 @@ from psycopg import sql
 from applier.errors import ApplierError
 from applier.sqlfile import fresh_install_scratch
 from applier.steps import Step
-from applier.tenancy import EVENT_LOG_ROUTINE, step_creating
+from applier.tenancy import EVENT_LOG_ROUTINE, VALIDITY_FUNCTION, ensure_validity_function, step_creating
 
 TEMP_SUFFIX = "_online"
 # The package's tables without business_id (the tenant event log) are not converted from upstream
@@ -41,7 +41,6 @@ def event_log_routines() -> set[str]:
 class Target:
     """What the fresh install creates, per table, in creation order (parents first)."""
 
-    function_sql: str = ""
     version_comment: str | None = None
     # The other routines, as CREATE OR REPLACE statements, and whether PUBLIC loses EXECUTE.
     routines: list[tuple[str, str, bool]] = field(default_factory=list)  # signature, definition, revoke from PUBLIC
@@ -66,9 +65,6 @@ def read_target(conn: psycopg.Connection) -> Target:
     target = Target()
     with fresh_install_scratch(conn, "reference") as scratch:
         target.version_comment = conn.execute("SELECT obj_description('whatsmeow_version'::regclass)").fetchone()[0]
-        target.function_sql = conn.execute(
-            "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
-        ).fetchone()[0].replace(f"{scratch}.", "")
         target.routines = [
             (signature.removeprefix(f"{scratch}."), definition.replace(f"CREATE OR REPLACE {kind} {scratch}.", f"CREATE OR REPLACE {kind} "),
              revoke)
@@ -79,9 +75,9 @@ def read_target(conn: psycopg.Connection) -> Target:
                        p.proacl IS NOT NULL AND NOT EXISTS (SELECT FROM aclexplode(p.proacl) AS g WHERE g.grantee = 0)
                 FROM pg_proc AS p
                 WHERE p.pronamespace = quote_ident(current_schema())::regnamespace
-                  AND p.proname <> 'whatsmeow_business_id_is_valid' AND NOT p.proname = ANY(%s)
+                  AND p.proname <> %s AND NOT p.proname = ANY(%s)
                 ORDER BY p.oid
-                """, (sorted(event_log_routines()),))]
+                """, (VALIDITY_FUNCTION, sorted(event_log_routines())))]
         target.tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
             "AND relkind = 'r' AND relname NOT IN ('whatsmeow_version', %s) ORDER BY oid", (EVENT_LOG,))]
@@ -198,7 +194,7 @@ class Converter:
         t = self.target
         self.check_tenant()
         with self.conn.transaction():
-            ensure_function(self.conn, t.function_sql)
+            ensure_validity_function(self.conn)
         for table in t.tables:
             if not self.has_column(table):
                 self.briefly(f"adding business_id to {table}", sql.SQL(
@@ -324,8 +320,3 @@ class Converter:
             self.conn.execute(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
                 sql.Identifier(table), sql.Identifier(name)))
             self.say(f"validated {name} in {time.monotonic() - started:.2f}s")
-
-
-def ensure_function(conn: psycopg.Connection, function_sql: str) -> None:
-    if not conn.execute("SELECT to_regproc('whatsmeow_business_id_is_valid')").fetchone()[0]:
-        conn.execute(function_sql)

@@ -74,12 +74,18 @@ def validity_function_sql() -> str:
     return match[0]
 
 
+def ensure_validity_function(conn: psycopg.Connection) -> None:
+    """Create the rule's function as the fresh install defines it, in the current transaction, unless the
+    store has it (a store being converted does not yet)."""
+    if not conn.execute("SELECT to_regprocedure(%s)", (f"{VALIDITY_FUNCTION}(text)",)).fetchone()[0]:
+        conn.execute(validity_function_sql())
+
+
 def check_business_id(conn: psycopg.Connection, business_id: str, label: str = "--business-id") -> None:
-    """Ask the database's own rule; a store without the function yet (one about to be converted) gets
-    the fresh install's definition for the question, rolled back with it, so nothing stays behind."""
+    """Ask the database's own rule; where the store lacks the function, it is created for the question
+    and rolled back with it, so nothing stays behind."""
     with conn.transaction(force_rollback=True):
-        if not conn.execute("SELECT to_regprocedure(%s)", (f"{VALIDITY_FUNCTION}(text)",)).fetchone()[0]:
-            conn.execute(validity_function_sql())
+        ensure_validity_function(conn)
         valid = conn.execute(f"SELECT {VALIDITY_FUNCTION}(%s)", (business_id,)).fetchone()[0]
     if not valid:
         raise invalid_business_id(business_id, label)
