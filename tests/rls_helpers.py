@@ -10,7 +10,6 @@ import psycopg
 from psycopg import sql
 from store import OUR_JID, TENANT_TABLES
 
-from applier.embedded import SUPERUSER
 
 APP = "whatsmeow_app"
 OWNER = "whatsmeow_owner"
