@@ -231,9 +231,6 @@ def require_store(state: StoreState, since: int, commands: str, what: str) -> No
                            "run `upgrade` first")
 
 
-# The version whose step created whatsmeow_foreign_table_objects and its allow-list.
-TABLE_OBJECTS_SINCE = 1003
-
 
 def refuse_foreign_table_objects(conn: psycopg.Connection) -> None:
     """Refuse, before any change, while a trigger, rule, policy or foreign key that the package did not create

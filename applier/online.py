@@ -20,17 +20,17 @@ from psycopg import sql
 
 from applier.errors import ApplierError
 from applier.sqlfile import fresh_install_scratch
-from applier.steps import Step, load_steps
+from applier.steps import Step
+from applier.tenancy import EVENT_LOG_ROUTINE, VALIDITY_FUNCTION, ensure_validity_function, step_creating
 
 TEMP_SUFFIX = "_online"
 # The package's tables without business_id (the tenant event log) are not converted from upstream
 # tables: the step that created them runs as it is, after the conversion, with its routines.
 EVENT_LOG = "whatsmeow_tenant_events"
-EVENT_LOG_SINCE = 1002
 
 
 def event_log_step() -> Step:
-    return load_steps()[EVENT_LOG_SINCE - 1]  # keyed by the version a step starts from
+    return step_creating(EVENT_LOG_ROUTINE)
 
 
 def event_log_routines() -> set[str]:
@@ -41,7 +41,6 @@ def event_log_routines() -> set[str]:
 class Target:
     """What the fresh install creates, per table, in creation order (parents first)."""
 
-    function_sql: str = ""
     version_comment: str | None = None
     # The other routines, as CREATE OR REPLACE statements, and whether PUBLIC loses EXECUTE.
     routines: list[tuple[str, str, bool]] = field(default_factory=list)  # signature, definition, revoke from PUBLIC
@@ -66,9 +65,6 @@ def read_target(conn: psycopg.Connection) -> Target:
     target = Target()
     with fresh_install_scratch(conn, "reference") as scratch:
         target.version_comment = conn.execute("SELECT obj_description('whatsmeow_version'::regclass)").fetchone()[0]
-        target.function_sql = conn.execute(
-            "SELECT pg_get_functiondef('whatsmeow_business_id_is_valid'::regproc)"
-        ).fetchone()[0].replace(f"{scratch}.", "")
         target.routines = [
             (signature.removeprefix(f"{scratch}."), definition.replace(f"CREATE OR REPLACE {kind} {scratch}.", f"CREATE OR REPLACE {kind} "),
              revoke)
@@ -79,9 +75,9 @@ def read_target(conn: psycopg.Connection) -> Target:
                        p.proacl IS NOT NULL AND NOT EXISTS (SELECT FROM aclexplode(p.proacl) AS g WHERE g.grantee = 0)
                 FROM pg_proc AS p
                 WHERE p.pronamespace = quote_ident(current_schema())::regnamespace
-                  AND p.proname <> 'whatsmeow_business_id_is_valid' AND NOT p.proname = ANY(%s)
+                  AND p.proname <> %s AND NOT p.proname = ANY(%s)
                 ORDER BY p.oid
-                """, (sorted(event_log_routines()),))]
+                """, (VALIDITY_FUNCTION, sorted(event_log_routines())))]
         target.tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
             "AND relkind = 'r' AND relname NOT IN ('whatsmeow_version', %s) ORDER BY oid", (EVENT_LOG,))]
@@ -198,7 +194,7 @@ class Converter:
         t = self.target
         self.check_tenant()
         with self.conn.transaction():
-            ensure_function(self.conn, t.function_sql)
+            ensure_validity_function(self.conn)
         for table in t.tables:
             if not self.has_column(table):
                 self.briefly(f"adding business_id to {table}", sql.SQL(
@@ -324,18 +320,3 @@ class Converter:
             self.conn.execute(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(
                 sql.Identifier(table), sql.Identifier(name)))
             self.say(f"validated {name} in {time.monotonic() - started:.2f}s")
-
-
-def ensure_function(conn: psycopg.Connection, function_sql: str) -> None:
-    if not conn.execute("SELECT to_regproc('whatsmeow_business_id_is_valid')").fetchone()[0]:
-        conn.execute(function_sql)
-
-
-def check_business_id(conn: psycopg.Connection, target: Target, business_id: str) -> None:
-    """Apply the database's own rule to the ID, leaving nothing behind."""
-    with conn.transaction(force_rollback=True):
-        ensure_function(conn, target.function_sql)
-        valid = conn.execute("SELECT whatsmeow_business_id_is_valid(%s)", (business_id,)).fetchone()[0]
-    if not valid:
-        raise ApplierError(f"invalid business_id {business_id!r}: must be 1 to 64 characters of "
-                           "A-Z, a-z, 0-9, _ and -")

@@ -18,8 +18,8 @@ import psycopg
 
 from applier.database import StoreState, require_store
 from applier.errors import ApplierError
+from applier.tenancy import name_tenant, retention_since
 
-RETENTION_SINCE = 1001  # the version whose step created the retention routines
 HORIZON = re.compile(r"^\s*(\d+)\s*(h|hours?|d|days?|w|weeks?)\s*$")
 UNIT = {"h": "hours", "d": "days", "w": "weeks"}
 
@@ -42,13 +42,7 @@ class Candidate:
 
 
 def check_store(state: StoreState) -> None:
-    require_store(state, RETENTION_SINCE, "prune", "the retention routines")
-
-
-def name_tenant(conn: psycopg.Connection, business_id: str | None) -> None:
-    """Within the current transaction: the tenant forced row-level security shows the owner."""
-    if business_id is not None and conn.execute("SELECT to_regprocedure('whatsmeow_set_tenant(text)')").fetchone()[0]:
-        conn.execute("SELECT whatsmeow_set_tenant(%s)", (business_id,))
+    require_store(state, retention_since(), "prune", "the retention routines")
 
 
 def candidates(conn: psycopg.Connection, business_id: str | None,

@@ -1,14 +1,13 @@
 """Tenant lifecycle: list tenants, purge a tenant or one device, rename a tenant, and log each operation.
 
 Every operation is written to the event log (upgrades/20-tenant-event-log.sql) through
-whatsmeow_record_tenant_event; record_event is the one entry for it, also for import and export.
+applier.tenancy.record_event, the one entry for it, also for import and export.
 The tenant tables are those `rls status` reports (docs/schema.md): whatsmeow_ tables with a
 business_id column, partitions excluded.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -20,10 +19,9 @@ from psycopg import sql
 
 from applier.database import StoreState, require_store
 from applier.errors import ApplierError
-from applier.prune import name_tenant
 from applier.rls import read_status
+from applier.tenancy import event_log_since, name_tenant, record_event
 
-TENANT_SINCE = 1002  # the version whose step created the event log
 DEVICE_TABLE = "whatsmeow_device"
 MAC_TABLE = "whatsmeow_app_state_mutation_macs"
 # How long a batch or the rename waits for a row the application holds.
@@ -39,18 +37,7 @@ class TenantTable:
 
 
 def check_store(state: StoreState) -> None:
-    require_store(state, TENANT_SINCE, "tenant commands", "the event log")
-
-
-def check_business_id(conn: psycopg.Connection, business_id: str, option: str = "--business-id") -> None:
-    if not conn.execute("SELECT whatsmeow_business_id_is_valid(%s)", (business_id,)).fetchone()[0]:
-        raise ApplierError(f"invalid {option} {business_id!r}: must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -")
-
-
-def record_event(conn: psycopg.Connection, business_id: str, action: str, details: dict) -> int:
-    """Log an operation on a tenant, with its counts (never key material); returns the event's id."""
-    return conn.execute("SELECT whatsmeow_record_tenant_event(%s, %s, %s::jsonb)",
-                        (business_id, action, json.dumps(details))).fetchone()[0]
+    require_store(state, event_log_since(), "tenant commands", "the event log")
 
 
 def tenant_tables(conn: psycopg.Connection) -> list[TenantTable]:

@@ -23,8 +23,7 @@ from psycopg import sql
 
 from applier.database import connect_foreign, redact
 from applier.errors import ApplierError
-from applier.prune import name_tenant
-from applier.tenant_io import record_event, say
+from applier.tenancy import name_tenant, record_event, say
 from applier.upstream_store import (
     DBUTIL_VERSION_TABLE, TABLES, UPSTREAM_COMPAT, UPSTREAM_VERSION, upstream_v15_text,
 )

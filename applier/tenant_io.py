@@ -13,17 +13,15 @@ its counts in the same transaction.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
-from psycopg.types.json import Jsonb
 
 from applier.errors import ApplierError
-from applier.prune import name_tenant
 from applier.sources import PostgresSource, SqliteSource
+from applier.tenancy import name_tenant, record_event, say
 from applier.upstream_store import (
     TABLES, UPSTREAM_VERSION, Shape, build_shape, drop_temp, shape_problems, step_to_v15, temp_shape,
 )
@@ -42,16 +40,6 @@ class ImportReport:
     rows: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
-
-
-def record_event(conn: psycopg.Connection, business_id: str, action: str, details: dict) -> None:
-    """The tenant event log (upgrades/20-tenant-event-log.sql), in the caller's transaction."""
-    conn.execute("SELECT whatsmeow_record_tenant_event(%s, %s, %s)", (business_id, action, Jsonb(details)))
-
-
-def say(quiet: bool, message: str) -> None:
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
 
 
 def _temp(table: str) -> sql.Identifier:

@@ -14,19 +14,16 @@ from applier.errors import ApplierError
 from applier.rls import reapply_if_enabled
 from applier.sqlfile import sql_error
 from applier.steps import MULTI_TENANT_SINCE, VERSION_TABLE_SQL, Step, latest_version, load_steps, plan
-
-
-# The oldest upstream store whose remaining upstream steps this package replays.
-OLDEST_ADOPTABLE = 2
+from applier.tenancy import check_business_id, oldest_upstream
 
 
 def check_convertible(state: StoreState, adopt_business_id: str | None = None) -> None:
     """Refuse stores this command cannot carry forward, before anything changes."""
     if state.kind == "upstream-single-tenant":
-        if state.version < OLDEST_ADOPTABLE:
+        if state.version < oldest_upstream():
             raise ApplierError(
                 f"the database holds an upstream single-tenant whatsmeow store at v{state.version}, older than "
-                f"v{OLDEST_ADOPTABLE}; upgrade it with whatsmeow itself first, then convert it"
+                f"v{oldest_upstream()}; upgrade it with whatsmeow itself first, then convert it"
             )
         if adopt_business_id is None:
             raise ApplierError(
@@ -152,16 +149,17 @@ def upgrade(
     try:
         state = read_state(conn)
         check_convertible(state, adopt_business_id)
-        if adopt_business_id is not None and state.kind == "upstream-single-tenant" and not online:
-            from applier.online import check_business_id, read_target
-
-            check_business_id(conn, read_target(conn), adopt_business_id)
+        # check_convertible has made sure a store to convert comes with the tenant that will own it.
+        converting = state.kind in ("upstream-single-tenant", "conversion-in-progress")
         if state.kind == "conversion-in-progress" and not online:
             raise ApplierError("an online conversion of this store was interrupted; finish it with --online")
-        if online and state.kind in ("upstream-single-tenant", "conversion-in-progress"):
-            if dry_run:
-                raise ApplierError("--dry-run prints the offline plan; the online conversion decides each "
-                                   "statement from the catalog as it goes, so it has no script to print")
+        if converting and online and dry_run:
+            raise ApplierError("--dry-run prints the offline plan; the online conversion decides each "
+                               "statement from the catalog as it goes, so it has no script to print")
+        if converting:
+            # Checked once, here, before anything changes; offline, the conversion step checks it again.
+            check_business_id(conn, adopt_business_id, "business_id")
+        if converting and online:
             return convert_online(conn, state, steps, adopt_business_id, quiet)
         if adopt_business_id is not None and state.kind == "multi-tenant":
             refuse_adopting_a_converted_store(conn, adopt_business_id, quiet)
@@ -202,10 +200,8 @@ def refuse_adopting_a_converted_store(conn: psycopg.Connection, business_id: str
 def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int, Step], business_id: str,
                    quiet: bool) -> list[Step]:
     """Upstream's remaining steps one by one, then the online conversion to the latest schema and the version row."""
-    from applier.online import Converter, check_business_id, read_target
+    from applier.online import Converter
 
-    target = read_target(conn)
-    check_business_id(conn, target, business_id)
     path = plan(state.version, state.compat, steps)
     upstream_steps = [step for step in path if step.to_version < MULTI_TENANT_SINCE]
     for step in upstream_steps if state.kind == "upstream-single-tenant" else []:
@@ -218,7 +214,8 @@ def convert_online(conn: psycopg.Connection, state: StoreState, steps: dict[int,
     with conn.transaction():
         for statement in [*version_table_statements(read_state(conn)), *step_statements(final)[1:]]:
             conn.execute(statement.sql, statement.params)
-        conn.execute(sql.SQL("COMMENT ON TABLE whatsmeow_version IS {}").format(sql.Literal(target.version_comment)))
+        conn.execute(sql.SQL("COMMENT ON TABLE whatsmeow_version IS {}").format(
+            sql.Literal(converter.target.version_comment)))
     if not quiet:
         print(f"converted online to v{final.to_version} in {time.monotonic() - started:.2f}s; longest exclusive "
               f"lock held or awaited: {converter.longest_lock_wait:.3f}s", file=sys.stderr)

@@ -15,11 +15,11 @@ from psycopg import sql
 
 from applier.errors import ApplierError
 from applier.steps import PACKAGE_ROOT, load_steps
+from applier.tenancy import oldest_upstream
 
 UPSTREAM_V15_SQL = PACKAGE_ROOT / "schema" / "upstream-v15.sql"
 UPSTREAM_V2_SQL = PACKAGE_ROOT / "schema" / "upstream-v2.sql"
 UPSTREAM_VERSION, UPSTREAM_COMPAT = 15, 8
-OLDEST_IMPORTABLE = 2  # as for the in-place conversion
 # go.mau.fi/util dbutil (upgrades.go) creates the version table with exactly this statement, on
 # both dialects; SQLite keeps the text in sqlite_master, so it is kept verbatim.
 DBUTIL_VERSION_TABLE = "CREATE TABLE whatsmeow_version (version INTEGER, compat INTEGER)"
@@ -121,8 +121,8 @@ def shape_problems(expected: Shape, actual: Shape, version: int) -> list[str]:
 
 
 def check_version(version: int, compat: int, where: str) -> None:
-    if version < OLDEST_IMPORTABLE:
-        raise ApplierError(f"{where} holds an upstream store at v{version}, older than v{OLDEST_IMPORTABLE}; "
+    if version < oldest_upstream():
+        raise ApplierError(f"{where} holds an upstream store at v{version}, older than v{oldest_upstream()}; "
                            "open it with whatsmeow once to upgrade it, then import it")
     if version > UPSTREAM_VERSION or compat > UPSTREAM_VERSION:
         raise ApplierError(f"{where} holds an upstream store at v{version} (compatible with v{compat}+), newer "

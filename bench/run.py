@@ -7,7 +7,7 @@
 
 Starts its own PostgreSQL in a temporary folder and loads the same rows into
   (a) an upstream single-tenant v15 store (every tenant's devices in one store),
-  (b) the multi-tenant v16 schema without row-level security,
+  (b) the multi-tenant schema at its newest version, without row-level security,
   (c) a copy of (b) with row-level security forced, used by a login role in whatsmeow_app;
 then measures the hot path with pgbench (tps, p50/p99), every catalogue query's
 work at two data sizes, storage, conversion and the applier, and writes

@@ -118,6 +118,7 @@ FOREIGN KEY (business_id, our_jid) REFERENCES whatsmeow_device (business_id, jid
 DROP TRIGGER IF EXISTS whatsmeow_device_added_event ON whatsmeow_device;
 DROP TRIGGER IF EXISTS whatsmeow_device_removed_event ON whatsmeow_device;
 DROP TRIGGER IF EXISTS whatsmeow_device_rekeyed_event ON whatsmeow_device;
+DROP TRIGGER IF EXISTS whatsmeow_device_moved_event ON whatsmeow_device;
 
 -- ==========================================================================
 -- Distribution

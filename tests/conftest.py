@@ -9,23 +9,22 @@ suite; nothing is skipped.
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import tempfile
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from applier import catalog
-from applier.embedded import SUPERUSER, Cluster, find_bindir, server_user
+from applier.embedded import Cluster, find_bindir, server_user
 from applier.upgrade import upgrade
+from scratch import janitor, scratch_database
 
 TEMPLATE = "whatsmeow_template"
-_names = itertools.count()
 
 
 @pytest.fixture(scope="session")
@@ -41,12 +40,6 @@ def pg_cluster():
     shutil.rmtree(home, ignore_errors=True)
 
 
-def _janitor(cluster: Cluster, dbname: str, **kwargs) -> DatabaseJanitor:
-    return DatabaseJanitor(
-        user=SUPERUSER, host=str(cluster.socketdir), port=5432, dbname=dbname, **kwargs
-    )
-
-
 def _install_latest(host, port, user, dbname, password=None, **_):
     with psycopg.connect(host=host, port=port, user=user, dbname=dbname, autocommit=True) as conn:
         upgrade(conn, quiet=True)
@@ -54,11 +47,11 @@ def _install_latest(host, port, user, dbname, password=None, **_):
 
 @pytest.fixture(scope="session")
 def template_db(pg_cluster):
-    janitor = _janitor(pg_cluster, TEMPLATE, as_template=True)
-    janitor.init()
-    janitor.load(_install_latest)
+    template = janitor(pg_cluster, TEMPLATE, as_template=True)
+    template.init()
+    template.load(_install_latest)
     yield TEMPLATE
-    janitor.drop()
+    template.drop()
 
 
 @pytest.fixture(scope="session")
@@ -71,18 +64,8 @@ def fresh_catalog(template_db, pg_cluster):
 @pytest.fixture
 def new_database(pg_cluster):
     """A factory of databases that live until the test ends: new_database(template=None) -> DSN."""
-    janitors = []
-
-    def make(template: str | None = None) -> str:
-        name = f"test_{next(_names)}"
-        janitor = _janitor(pg_cluster, name, template_dbname=template)
-        janitor.init()
-        janitors.append(janitor)
-        return pg_cluster.dsn(name)
-
-    yield make
-    for janitor in janitors:
-        janitor.drop()
+    with ExitStack() as databases:
+        yield lambda template=None: databases.enter_context(scratch_database(pg_cluster, template))
 
 
 @pytest.fixture

@@ -1,37 +1,19 @@
-"""Helpers for the row-level security tests: databases of their own, roles, tenants, plans and bulk data."""
+"""Helpers for the row-level security tests: roles, tenants, plans and bulk data."""
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from pytest_postgresql.janitor import DatabaseJanitor
 from store import OUR_JID, TENANT_TABLES
 
-from applier.embedded import SUPERUSER
 
 APP = "whatsmeow_app"
 OWNER = "whatsmeow_owner"
 POLICY = "whatsmeow_tenant_isolation"
-_names = itertools.count()
-
-
-@contextmanager
-def scratch_database(cluster, template: str) -> Iterator[str]:
-    """A database copied from the template that lives for a whole module; yields its DSN."""
-    name = f"rls_{next(_names)}"
-    janitor = DatabaseJanitor(
-        user=SUPERUSER, host=str(cluster.socketdir), port=5432, dbname=name, template_dbname=template
-    )
-    janitor.init()
-    try:
-        yield cluster.dsn(name)
-    finally:
-        janitor.drop()
 
 
 def set_role(conn: psycopg.Connection, role: str) -> None:
@@ -73,17 +55,6 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
         table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
         for table in TENANT_TABLES
     }
-
-
-def columns(conn: psycopg.Connection, table: str) -> list[str]:
-    return [
-        row[0]
-        for row in conn.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
-            "ORDER BY attnum",
-            (table,),
-        )
-    ]
 
 
 def row_security(conn: psycopg.Connection) -> dict[str, set[tuple]]:

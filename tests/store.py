@@ -216,3 +216,11 @@ def superseded_history(conn: psycopg.Connection, tenant: str, jid: str, index_ma
         """,
         {"b": tenant, "jid": jid, "name": collection, "n": index_macs, "low": low, "high": high},
     ).rowcount
+
+
+def columns(conn: psycopg.Connection, table: str) -> list[str]:
+    """A table's columns by name, so that stores whose columns were appended in another order compare equal;
+    none for a table that does not exist (yet, at an older upstream version)."""
+    return [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
+        "ORDER BY attname", (table,))]

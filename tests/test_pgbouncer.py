@@ -19,7 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from rls_helpers import APP, scratch_database
+from rls_helpers import APP
+from scratch import scratch_database
 from store import TENANT_TABLES, seed
 
 from applier import rls

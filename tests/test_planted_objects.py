@@ -19,9 +19,10 @@ import re
 import psycopg
 import pytest
 from psycopg import sql
-from rls_helpers import APP, OWNER, scratch_database
+from rls_helpers import APP, OWNER
 from runners import ROOT, applier
 from runners import psql as run_psql
+from scratch import scratch_database
 from store import UPSTREAM_VERSION, load_queries, params, seed
 from upstream import make_store
 

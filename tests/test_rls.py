@@ -21,7 +21,6 @@ from rls_helpers import (
     OWNER,
     POLICY,
     as_superuser,
-    columns,
     counts,
     index_keys,
     key_shortfalls,
@@ -29,16 +28,17 @@ from rls_helpers import (
     plan_nodes,
     plan_problems,
     row_security,
-    scratch_database,
     set_role,
     sqlstate_of,
     tenant,
 )
 from runners import psql as run_psql
+from scratch import scratch_database
 from store import (
     DEVICE_CHILDREN,
     OUR_JID,
     TENANT_TABLES,
+    columns,
     load_queries,
     params,
     seed,

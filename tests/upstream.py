@@ -6,6 +6,7 @@ import uuid
 
 import psycopg
 from psycopg import sql
+from store import TENANT_TABLES, columns
 
 from applier.database import read_state
 from applier.steps import load_steps
@@ -19,13 +20,7 @@ PEERS = ["15550002222:1", "1555_000%22:2", "o'brien\\x:3", "\u043c\u0438\u0440:4
 
 def _rows() -> dict[str, list[dict]]:
     big = bytes(range(256)) * 400  # 100 KiB
-    rows: dict[str, list[dict]] = {t: [] for t in (
-        "whatsmeow_device", "whatsmeow_identity_keys", "whatsmeow_pre_keys", "whatsmeow_sessions",
-        "whatsmeow_sender_keys", "whatsmeow_app_state_sync_keys", "whatsmeow_app_state_version",
-        "whatsmeow_app_state_mutation_macs", "whatsmeow_contacts", "whatsmeow_chat_settings",
-        "whatsmeow_message_secrets", "whatsmeow_privacy_tokens", "whatsmeow_nct_salt", "whatsmeow_lid_map",
-        "whatsmeow_event_buffer", "whatsmeow_retry_buffer",
-    )}
+    rows: dict[str, list[dict]] = {t: [] for t in TENANT_TABLES}
     for d, jid in enumerate(DEVICES):
         rows["whatsmeow_device"].append({
             "jid": jid, "lid": None if d else "98765:7@lid", "facebook_uuid": None if d else uuid.UUID(int=d + 1),
@@ -85,12 +80,6 @@ def _rows() -> dict[str, list[dict]]:
 
 
 ROWS = _rows()
-
-
-def columns(conn: psycopg.Connection, table: str) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped "
-        "ORDER BY attname", (table,))]
 
 
 def fill(conn: psycopg.Connection) -> None:

@@ -1,18 +1,10 @@
-"""The command layer: one module per command, each with `run(args) -> exit code`, over the core modules
-of applier/ (which never import from here)."""
+"""The command layer: one module per command, each with `add_parser(commands, shared)`, which declares
+its flags, and `run(args) -> exit code`, over the core modules of applier/ (which never import from here).
+A new command is one more module in COMMANDS."""
 
 from __future__ import annotations
 
 from applier.commands import audit, demo, embedded, prune, rls, status, tenant, upgrade, verify
 
-RUNNERS = {
-    "upgrade": upgrade.run,
-    "status": status.run,
-    "demo": demo.run,
-    "audit": audit.run,
-    "verify": verify.run,
-    "prune": prune.run,
-    "rls": rls.run,
-    "tenant": tenant.run,
-    "embedded": embedded.run,
-}
+# In the order `--help` lists them.
+COMMANDS = (upgrade, status, demo, audit, verify, prune, rls, tenant, embedded)

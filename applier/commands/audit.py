@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from applier.audit import collect
+from applier.commands.options import Shared, as_json
 from applier.database import open_database
 from applier.errors import EXIT_OK, EXIT_PENDING
 
@@ -129,3 +130,10 @@ def run(args) -> int:
     else:
         print_report(doc)
     return EXIT_OK if doc["ok"] else EXIT_PENDING
+
+
+def add_parser(commands, shared: Shared) -> None:
+    parser = shared.command(commands, "audit", "re-apply the audit views of audits/ and report every invariant "
+                            "violation (exit 1 if any)", "audit --json > audit.json")
+    as_json(parser, "the audit document")
+    parser.set_defaults(run=run)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
+from applier.commands.options import Shared
 from applier.database import open_database, read_state
 from applier.errors import ApplierError
 
@@ -66,3 +67,8 @@ def show(conn: psycopg.Connection) -> None:
     left = conn.execute("SELECT business_id, their_id FROM whatsmeow_sessions WHERE our_jid = %s AND business_id = ANY(%s)",
                         (JID, [acme, globex])).fetchall()
     print(f"  after deleting {acme}'s device, the sessions left for that JID: {left}")
+
+
+def add_parser(commands, shared: Shared) -> None:
+    shared.command(commands, "demo", "show that two tenants sharing a device JID stay apart (rolled back, changes "
+                   "nothing)", "demo").set_defaults(run=run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from applier.commands.options import Shared, as_json
 from applier.embedded import Cluster
 
 
@@ -43,3 +44,16 @@ def run(args) -> int:
         print(f"embedded PostgreSQL in {state['home']} is stopped; the next command without a database "
               "starts it again", file=sys.stderr)
     return 0
+
+
+def add_parser(commands, shared: Shared) -> None:
+    parser, actions = shared.group(
+        commands, "embedded", "the local PostgreSQL used when no database is given: status, start, stop",
+        epilog="It lives in $WHATSMEOW_TENANCY_HOME (default ~/.local/share/whatsmeow-tenancy, or "
+        "/var/lib/whatsmeow-tenancy for root), listens only on a socket there, and keeps running after a command "
+        "until `embedded stop`.")
+    parser.set_defaults(run=run)
+    for name, summary in (("status", "whether it exists and runs, and how to connect (exit 0)"),
+                          ("start", "create it if needed and start it"),
+                          ("stop", "stop it; the data stays")):
+        as_json(shared.command(actions, name, summary, database=False, epilog=""), "the state")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+from applier.commands.options import Shared, as_json
 from applier.database import open_database, read_state, refuse_foreign_table_objects
 from applier.errors import EXIT_OK, ApplierError
 from applier.prune import candidates, check_store, parse_horizon, prune
+from applier.tenancy import check_business_id
 
 
 def run(args) -> int:
@@ -16,10 +18,8 @@ def run(args) -> int:
     with open_database(args.dsn, quiet=args.quiet) as conn:
         check_store(read_state(conn))
         refuse_foreign_table_objects(conn)
-        if args.business_id is not None and not conn.execute(
-                "SELECT whatsmeow_business_id_is_valid(%s)", (args.business_id,)).fetchone()[0]:
-            raise ApplierError(f"invalid business_id {args.business_id!r}: must be 1 to 64 characters of "
-                               "A-Z, a-z, 0-9, _ and -")
+        if args.business_id is not None:
+            check_business_id(conn, args.business_id, "business_id")
         if args.dry_run:
             rows = candidates(conn, args.business_id, horizon)
         else:
@@ -39,3 +39,18 @@ def run(args) -> int:
     print(f"prunable: {sum(r.prunable for r in rows)} of {sum(r.total for r in rows)} rows in these tables"
           + ("" if horizon is not None else " (message secrets only with --message-secrets-older-than)"))
     return EXIT_OK
+
+
+def add_parser(commands, shared: Shared) -> None:
+    parser = shared.command(commands, "prune", "remove superseded mutation MACs, expired buffer rows and, if asked, old "
+                            "message secrets, in batches",
+                            "prune --business-id acme --message-secrets-older-than 90d --dry-run")
+    parser.add_argument("--business-id", metavar="ID", help="prune this tenant only (default: every tenant)")
+    parser.add_argument("--message-secrets-older-than", metavar="AGE",
+                        help="also remove message secrets stored longer ago than AGE (90d, 36h, 12w); never without it")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print per tenant and table what would be removed, and change nothing")
+    parser.add_argument("--batch-size", type=int, default=1000, metavar="ROWS",
+                        help="rows per committed transaction (default 1000)")
+    as_json(parser, "the counts")
+    parser.set_defaults(run=run)

@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 import psycopg
 
+from applier.commands.options import Shared, as_json, lock_timeout
 from applier.database import acquire_lock, open_database, read_state, refuse_newer, release_lock
 from applier.errors import ApplierError
 from applier.rls import TableStatus, create_roles, disable, enable, read_status
@@ -92,3 +93,30 @@ def run(args) -> int:
         done = {"enable": "enabled", "disable": "disabled", "roles": "roles and privileges applied"}[args.action]
         print(f"{done}; {summary(tables)}", file=sys.stderr)
     return 0
+
+
+def add_parser(commands, shared: Shared) -> None:
+    parser, actions = shared.group(commands, "rls", "tenant row-level security: enable [--force], disable, roles, status")
+    parser.set_defaults(run=run)
+    enable_ = shared.command(actions, "enable", "turn on the tenant policy for every tenant table (re-runnable)",
+                             "rls enable --force")
+    disable_ = shared.command(actions, "disable", "remove the tenant policy and turn row-level security off",
+                              "rls disable")
+    roles = shared.command(actions, "roles", "create the owner and application roles and set their privileges",
+                           "rls roles --app-role app")
+    for changing in (enable_, disable_, roles):
+        lock_timeout(changing)
+    enable_.add_argument("--force", action="store_true",
+                         help="also bind the tables' owner (for an application connecting as owner)")
+    roles.add_argument("--app-role", metavar="NAME", help="default whatsmeow_app")
+    roles.add_argument("--owner-role", metavar="NAME", help="default whatsmeow_owner")
+    guardrails = roles.add_argument_group(
+        "guardrails for the application role and each login that is a member of it (unset unless given)")
+    guardrails.add_argument("--app-connection-limit", type=int, metavar="N",
+                            help="at most N connections per role (ALTER ROLE ... CONNECTION LIMIT)")
+    guardrails.add_argument("--app-idle-session-timeout", metavar="DURATION",
+                            help="close sessions idle this long, e.g. 10min (PostgreSQL 14+)")
+    guardrails.add_argument("--app-idle-in-transaction-timeout", metavar="DURATION",
+                            help="end transactions left idle this long, e.g. 30s")
+    as_json(shared.command(actions, "status", "show row-level security per tenant table (exit 0)", "rls status --json"),
+            "the status")

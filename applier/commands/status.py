@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from applier.commands.options import Shared, as_json
 from applier.database import open_database, read_state
 from applier.errors import EXIT_OK, EXIT_PENDING, ApplierError
 from applier.rls import read_status
@@ -68,3 +69,10 @@ def run(args) -> int:
         if doc["problem"]:
             print(f"problem:  {doc['problem']}", file=sys.stderr)
     return code
+
+
+def add_parser(commands, shared: Shared) -> None:
+    parser = shared.command(commands, "status", "show the recorded version, the newest known one and the pending steps "
+                            "(exit 1 if any)", "status --json")
+    as_json(parser, "the status document")
+    parser.set_defaults(run=run)

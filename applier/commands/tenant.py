@@ -6,9 +6,11 @@ import json
 import sys
 
 from applier.commands import tenant_io
+from applier.commands.options import Shared, as_json
 from applier.database import open_database, read_state, refuse_foreign_table_objects
 from applier.errors import EXIT_OK, ApplierError
-from applier.tenant import check_business_id, check_store, count_rows, list_tenants, purge, rename, tenant_tables
+from applier.tenancy import check_business_id
+from applier.tenant import check_store, count_rows, list_tenants, purge, rename, tenant_tables
 
 
 def _size(n: int) -> str:
@@ -87,3 +89,25 @@ def run(args) -> int:
         check_store(read_state(conn))
         refuse_foreign_table_objects(conn)
         return ACTIONS[args.action](args, conn)
+
+
+def add_parser(commands, shared: Shared) -> None:
+    parser, actions = shared.group(commands, "tenant",
+                                   "the tenant lifecycle: list, purge, rename, import, export; each operation is logged")
+    parser.set_defaults(run=run)
+    listing = shared.command(actions, "list", "each tenant with its devices, rows and approximate bytes per table",
+                             "tenant list --json")
+    purging = shared.command(actions, "purge", "remove every row of a tenant, or of one device, in committed batches "
+                             "(needs --yes)", "tenant purge --business-id acme --yes")
+    renaming = shared.command(actions, "rename", "move every row of a tenant to a new business_id in one transaction",
+                              "tenant rename --business-id acme --to acme-eu")
+    for action in (listing, purging, renaming):
+        as_json(action, "the result")
+    purging.add_argument("--business-id", metavar="ID", required=True, help="the tenant to purge")
+    purging.add_argument("--device", metavar="JID", help="purge only this device and the rows that hang off it")
+    purging.add_argument("--yes", action="store_true", help="really remove the rows (without it: show counts, exit 2)")
+    purging.add_argument("--batch-size", type=int, default=5000, metavar="ROWS",
+                         help="rows per committed transaction (default 5000)")
+    renaming.add_argument("--business-id", metavar="OLD", required=True, help="the tenant to rename")
+    renaming.add_argument("--to", metavar="NEW", required=True, help="its new business_id, used by no row yet")
+    tenant_io.add_parsers(actions, shared)

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from applier.commands.options import Shared, as_json
 from applier.errors import EXIT_OK, EXIT_PENDING
-from applier.tenant import check_business_id
+from applier.tenancy import check_business_id
 from applier.tenant_export import export_tenant
 from applier.tenant_io import import_store
 from applier.sources import open_source
@@ -20,15 +20,13 @@ ACTIONS = {
 }
 
 
-def add_parsers(actions, parents: list[argparse.ArgumentParser], prog: str, epilog: str) -> None:
+def add_parsers(actions, shared: Shared) -> None:
     """The two actions, under the `tenant` command's action parser."""
     parsers = {}
     for name, (summary, example) in ACTIONS.items():
-        parsers[name] = actions.add_parser(name, parents=parents, help=summary, description=summary,
-                                           epilog=f"example: {prog} {example}\n\n{epilog}",
-                                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        parsers[name] = shared.command(actions, name, summary, example)
         parsers[name].add_argument("--business-id", metavar="ID", required=True, help="the tenant")
-        parsers[name].add_argument("--json", action="store_true", help="print the per-table counts as JSON")
+        as_json(parsers[name], "the per-table counts")
     parsers["import"].add_argument("--from", dest="source", metavar="SOURCE", required=True,
                                    help="a PostgreSQL connection string or URL, or the path of a whatsmeow SQLite "
                                    "file; opened read-only")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from applier.commands.options import Shared
 from applier.database import open_database, read_state
 from applier.errors import EXIT_OK, EXIT_PENDING
 from applier.verify import current_schema, differences
@@ -24,3 +25,8 @@ def run(args) -> int:
         print(f"{len(lines)} differences from the package's v{state.version} definition in schema {schema}",
               file=sys.stderr)
     return EXIT_PENDING
+
+
+def add_parser(commands, shared: Shared) -> None:
+    shared.command(commands, "verify", "compare the live schema with this package's definition of its version (exit 1 "
+                   "on any difference)", "verify --dsn postgresql://owner@db/whatsmeow").set_defaults(run=run)
