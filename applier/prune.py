@@ -18,7 +18,7 @@ import psycopg
 
 from applier.database import StoreState, require_store
 from applier.errors import ApplierError
-from applier.tenancy import name_tenant, retention_since
+from applier.tenancy import event_pruning_since, name_tenant, retention_since
 
 HORIZON = re.compile(r"^\s*(\d+)\s*(h|hours?|d|days?|w|weeks?)\s*$")
 UNIT = {"h": "hours", "d": "days", "w": "weeks"}
@@ -84,4 +84,31 @@ def prune(conn: psycopg.Connection, business_id: str | None, message_secrets_old
         conn.remove_notice_handler(relay)
     if not quiet:
         print(f"pruned {sum(removed.values())} rows in {time.monotonic() - started:.2f}s", file=sys.stderr)
+    return removed
+
+
+def old_events(conn: psycopg.Connection, older_than: timedelta) -> int:
+    """How many tenant events were logged longer ago than `older_than`."""
+    return conn.execute("SELECT count(*) FROM whatsmeow_tenant_events WHERE logged_at < now() - %s",
+                        (older_than,)).fetchone()[0]
+
+
+def prune_events(conn: psycopg.Connection, older_than: timedelta, batch_size: int, quiet: bool) -> int:
+    """Remove every tenant's events older than `older_than`, a committed batch at a time; returns how many."""
+    since = event_pruning_since()
+    if not conn.execute("SELECT to_regprocedure('whatsmeow_prune_tenant_events(interval,integer)')").fetchone()[0]:
+        raise ApplierError(f"prune --events-older-than: the store needs v{since} (whatsmeow_prune_tenant_events): "
+                           "run `upgrade` first")
+    removed = 0
+    started = time.monotonic()
+    try:
+        while batch := conn.execute("SELECT whatsmeow_prune_tenant_events(%s, %s)",
+                                    (older_than, batch_size)).fetchone()[0]:
+            removed += batch
+    except KeyboardInterrupt:
+        raise ApplierError("interrupted: the batches already committed stay removed; run prune again to "
+                           "finish") from None
+    if not quiet:
+        print(f"prune: whatsmeow_tenant_events: {removed} removed in {time.monotonic() - started:.2f}s",
+              file=sys.stderr, flush=True)
     return removed

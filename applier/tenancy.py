@@ -21,6 +21,7 @@ VALIDITY_FUNCTION = "whatsmeow_business_id_is_valid"
 VALIDITY_RULE = "must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -"
 RETENTION_ROUTINE = "whatsmeow_prune"
 EVENT_LOG_ROUTINE = "whatsmeow_record_tenant_event"
+EVENT_PRUNE_ROUTINE = "whatsmeow_prune_tenant_events"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -47,6 +48,12 @@ def retention_since() -> int:
 def event_log_since() -> int:
     """The version whose step created the tenant event log."""
     return step_creating(EVENT_LOG_ROUTINE).to_version
+
+
+@cache
+def event_pruning_since() -> int:
+    """The version whose step created whatsmeow_prune_tenant_events (and the foreign-object refusal)."""
+    return step_creating(EVENT_PRUNE_ROUTINE).to_version
 
 
 @cache

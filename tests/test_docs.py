@@ -15,7 +15,7 @@ from applier.cli import version_text
 from applier.steps import (
     HEADER, MULTI_TENANT_SINCE, VERSION_TABLE_SQL, known_versions, latest_compat, latest_version, load_steps,
 )
-from applier.tenancy import event_log_since, oldest_upstream, retention_since
+from applier.tenancy import event_log_since, event_pruning_since, oldest_upstream, retention_since
 from runners import ROOT, applier
 
 STEPS = load_steps()
@@ -140,6 +140,8 @@ FEATURES = [
     ("docs/tenants.md", r"store at v(\d+) or later", event_log_since),
     ("docs/retention.md", r"older than v(\d+) \(run `upgrade`\)", retention_since),
     ("docs/retention.md", r"\(v(\d+) and later\)", retention_since),
+    ("docs/retention.md", r"a store from v(\d+) on", event_pruning_since),
+    ("docs/auditing.md", r"Stores before v(\d+) have no list", event_pruning_since),
 ]
 
 

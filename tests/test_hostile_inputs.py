@@ -79,6 +79,7 @@ def test_an_import_source_full_of_look_alikes_is_refused_before_any_of_them_runs
         store_with_owner_login, new_database, login):
     source = customer_database(new_database, store_with_owner_login, store=True)
     store = store_with_owner_login if login == "superuser" else _login(store_with_owner_login, OWNER_LOGIN)
+    source = source if login == "superuser" else _login(source, OWNER_LOGIN)
     before = whole_store(store_with_owner_login)
     for dry_run in ([], ["--dry-run"]):
         result = applier("tenant", "import", "--business-id", "acme", "--from", source, *dry_run, "--dsn", store)
@@ -86,7 +87,8 @@ def test_an_import_source_full_of_look_alikes_is_refused_before_any_of_them_runs
         [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert "the source" in line and "refusing to run" in line
         assert "public.quote_ident(name) owned by customer" in line and "operator public.=(oid,regclass)" in line
-    assert calls(source) == 0 and not customer_is_superuser(source)
+    assert calls(source.removesuffix(f" user={OWNER_LOGIN}")) == 0
+    assert not customer_is_superuser(source.removesuffix(f" user={OWNER_LOGIN}"))
     assert whole_store(store_with_owner_login) == before
 
 
@@ -101,7 +103,8 @@ def test_an_export_target_full_of_look_alikes_is_refused_and_left_as_it_was(
                "decode(repeat('ff', 64), 'hex'), decode(repeat('11', 32), 'hex'), decode(repeat('22', 64), 'hex'))")
     target = customer_database(new_database, store_with_owner_login, store=False)
     store = store_with_owner_login if login == "superuser" else _login(store_with_owner_login, OWNER_LOGIN)
-    result = applier("tenant", "export", "--business-id", "acme", "--to", target, "--dsn", store)
+    reached = target if login == "superuser" else _login(target, OWNER_LOGIN)
+    result = applier("tenant", "export", "--business-id", "acme", "--to", reached, "--dsn", store)
     assert result.returncode == 2, result.stderr
     assert "the target" in result.stderr and "refusing to run" in result.stderr
     assert "operator public.=(oid,regclass) owned by customer" in result.stderr
@@ -141,7 +144,7 @@ class Relay:
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(self.path))
         self.server.listen()
-        self.rewritten = 0
+        self.rewritten = self.carried = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -158,6 +161,7 @@ class Relay:
     def _pump(self, source: socket.socket, sink: socket.socket):
         try:
             while data := source.recv(65536):
+                self.carried += len(data)
                 if self.swap[0] in data:
                     self.rewritten += 1
                     data = data.replace(*self.swap)
@@ -188,9 +192,12 @@ def test_a_relay_that_rewrites_what_it_carries_cannot_choose_the_tenant(db_dsn, 
     finally:
         relay.close()
     assert result.returncode == 0, result.stderr
+    # Every row came through the relay, and nothing it carried named the tenant: there was nothing to rewrite.
+    assert relay.carried > 10_000 and relay.rewritten == 0
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         tenants = dict(conn.execute("SELECT business_id, count(*) FROM whatsmeow_device GROUP BY 1").fetchall())
-    assert tenants == {"relayco": 2}
+        events = conn.execute("SELECT tenant FROM whatsmeow_tenant_events WHERE action = 'import'").fetchall()
+    assert tenants == {"relayco": 2} and events == [("relayco",)]
 
 
 def test_sqlite_integers_out_of_a_columns_range_are_refused_with_table_column_and_rowid(db_dsn, tmp_path):
@@ -371,3 +378,23 @@ def test_old_events_are_pruned_in_batches_and_new_ones_stay(db):
     assert db.execute("SELECT count(*) FROM whatsmeow_tenant_events").fetchone() == (2,)
     with pytest.raises(psycopg.errors.InvalidParameterValue):
         db.execute("SELECT whatsmeow_prune_tenant_events('0 days', 2)")
+
+
+def test_prune_removes_old_events_when_asked_and_counts_them_in_a_dry_run(db, db_dsn):
+    for _ in range(4):
+        db.execute("SELECT whatsmeow_record_tenant_event('acme', 'purge', '{}')")
+    db.execute("UPDATE whatsmeow_tenant_events SET logged_at = now() - INTERVAL '40 days' WHERE id IN "
+               "(SELECT id FROM whatsmeow_tenant_events ORDER BY id LIMIT 3)")
+    result = applier("prune", "--events-older-than", "30d", "--dry-run", "--json", "--dsn", db_dsn)
+    assert result.returncode == 0, result.stderr
+    assert {"business_id": None, "table": "whatsmeow_tenant_events", "prunable": 3, "total": None} in json.loads(
+        result.stdout)
+    assert db.execute("SELECT count(*) FROM whatsmeow_tenant_events").fetchone() == (4,)
+    assert applier("prune", "--dsn", db_dsn).returncode == 0
+    assert db.execute("SELECT count(*) FROM whatsmeow_tenant_events").fetchone() == (4,)
+    result = applier("prune", "--events-older-than", "30d", "--batch-size", "2", "--json", "--dsn", db_dsn)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["removed"]["whatsmeow_tenant_events"] == 3
+    assert db.execute("SELECT count(*) FROM whatsmeow_tenant_events").fetchone() == (1,)
+    result = applier("prune", "--events-older-than", "0d", "--dsn", db_dsn)
+    assert result.returncode == 2 and "error: invalid age '0d'" in result.stderr
