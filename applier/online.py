@@ -21,20 +21,25 @@ from psycopg import sql
 from applier.errors import ApplierError
 from applier.sqlfile import fresh_install_scratch
 from applier.steps import Step
-from applier.tenancy import EVENT_LOG_ROUTINE, VALIDITY_FUNCTION, ensure_validity_function, step_creating
+from applier.tenancy import EVENT_LOG_ROUTINE, EVENT_PRUNE_ROUTINE, VALIDITY_FUNCTION, ensure_validity_function, step_creating
 
 TEMP_SUFFIX = "_online"
-# The package's tables without business_id (the tenant event log) are not converted from upstream
-# tables: the step that created them runs as it is, after the conversion, with its routines.
+# The package's tables without business_id (the tenant event log, the owner's allow-list of table
+# objects) are not converted from upstream tables: the steps that created them run as they are, after
+# the conversion, with their routines, oldest first.
 EVENT_LOG = "whatsmeow_tenant_events"
+ALLOWED_OBJECTS = "whatsmeow_allowed_table_objects"
+OWN_TABLES = {EVENT_LOG: EVENT_LOG_ROUTINE, ALLOWED_OBJECTS: EVENT_PRUNE_ROUTINE}  # table -> a routine its step makes
 
 
-def event_log_step() -> Step:
-    return step_creating(EVENT_LOG_ROUTINE)
+def own_steps() -> list[tuple[str, Step]]:
+    """Each of the package's own tables with the step that created it, in step order."""
+    return sorted(((table, step_creating(routine)) for table, routine in OWN_TABLES.items()),
+                  key=lambda pair: pair[1].to_version)
 
 
-def event_log_routines() -> set[str]:
-    return set(re.findall(r"^CREATE FUNCTION (\w+)\(", event_log_step().sql, re.M))
+def own_routines() -> set[str]:
+    return {name for _, step in own_steps() for name in re.findall(r"^CREATE FUNCTION (\w+)\(", step.sql, re.M)}
 
 
 @dataclass
@@ -77,10 +82,11 @@ def read_target(conn: psycopg.Connection) -> Target:
                 WHERE p.pronamespace = quote_ident(current_schema())::regnamespace
                   AND p.proname <> %s AND NOT p.proname = ANY(%s)
                 ORDER BY p.oid
-                """, (VALIDITY_FUNCTION, sorted(event_log_routines())))]
+                """, (VALIDITY_FUNCTION, sorted(own_routines())))]
         target.tables = [r[0] for r in conn.execute(
             "SELECT relname FROM pg_class WHERE relnamespace = quote_ident(current_schema())::regnamespace "
-            "AND relkind = 'r' AND relname NOT IN ('whatsmeow_version', %s) ORDER BY oid", (EVENT_LOG,))]
+            "AND relkind = 'r' AND relname <> 'whatsmeow_version' AND NOT relname = ANY(%s) ORDER BY oid",
+            (list(OWN_TABLES),))]
         for table, name, kind, definition, columns in conn.execute(
             """
             SELECT c.conrelid::regclass::text, c.conname, c.contype::text, pg_get_constraintdef(c.oid),
@@ -129,13 +135,13 @@ def read_target(conn: psycopg.Connection) -> Target:
               AND a.attname <> 'business_id'
             ORDER BY c.oid, a.attnum
             """)]
-    # Everything of the event log comes from its own step.
-    target.checks = {t: c for t, c in target.checks.items() if t != EVENT_LOG}
-    target.keys = [k for k in target.keys if k[0] != EVENT_LOG]
-    target.foreign_keys = [f for f in target.foreign_keys if f[0] != EVENT_LOG]
-    target.indexes = [i for i in target.indexes if i[0] != EVENT_LOG]
-    target.collations = {k: v for k, v in target.collations.items() if k[0] != EVENT_LOG}
-    target.added_columns = [c for c in target.added_columns if c[0] != EVENT_LOG]
+    # Everything of the package's own tables comes from their own steps.
+    target.checks = {t: c for t, c in target.checks.items() if t not in OWN_TABLES}
+    target.keys = [k for k in target.keys if k[0] not in OWN_TABLES]
+    target.foreign_keys = [f for f in target.foreign_keys if f[0] not in OWN_TABLES]
+    target.indexes = [i for i in target.indexes if i[0] not in OWN_TABLES]
+    target.collations = {k: v for k, v in target.collations.items() if k[0] not in OWN_TABLES}
+    target.added_columns = [c for c in target.added_columns if c[0] not in OWN_TABLES]
     return target
 
 
@@ -227,11 +233,12 @@ class Converter:
                 self.conn.execute(definition)
                 if revoke:
                     self.conn.execute(f"REVOKE ALL ON ROUTINE {signature} FROM PUBLIC")
-        if not self.one("SELECT to_regclass(%s)", (EVENT_LOG,)):
-            # Under the converter's short lock_timeout, not the step's own: its triggers lock the devices.
-            step = re.sub(r"^SET LOCAL lock_timeout = .*;$", "", event_log_step().sql, flags=re.M)
-            self.briefly("creating the tenant event log", step)
-            self.say("created the tenant event log")
+        for table, step in own_steps():
+            if not self.one("SELECT to_regclass(%s)", (table,)):
+                # Under the converter's short lock_timeout, not the step's own: its triggers lock the devices.
+                text = re.sub(r"^SET LOCAL lock_timeout = .*;$", "", step.sql, flags=re.M)
+                self.briefly(f"creating {table}", text)
+                self.say(f"created {table} (v{step.to_version})")
 
     def check_tenant(self) -> None:
         """Refuse to resume an interrupted conversion under another tenant."""

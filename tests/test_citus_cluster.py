@@ -60,7 +60,7 @@ GENERIC_PLAN_REFUSED = {
     "migratePNToLIDSessionsQuery", "migratePNToLIDIdentityKeysQuery", "migratePNToLIDSenderKeysQuery",
 }
 FOREIGN_KEYS = 14
-DEVICE_TRIGGERS = 3  # the tenant event log's, which the distribution script drops
+DEVICE_TRIGGERS = 4  # the tenant event log's, which the distribution script drops
 
 
 def _citus_missing(bindir: Path) -> str | None:
@@ -488,9 +488,10 @@ def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
     rows = info["distribution"]["rows"]
     kinds = {(r["table_type"], r["distribution_column"], r["shards"], r["nodes"]) for r in rows}
     assert kinds == {("distributed", "business_id", 32, 2), ("reference", None, 1, 3), ("local", None, 0, 0)}
-    assert len(rows) == 18
-    # The tenant event log stays on the coordinator (docs/tenants.md).
-    assert [r["table_name"] for r in rows if r["table_type"] == "local"] == ["whatsmeow_tenant_events"]
+    assert len(rows) == 19
+    # The tenant event log and the owner's allow-list stay on the coordinator (docs/citus.md).
+    assert sorted(r["table_name"] for r in rows if r["table_type"] == "local") == [
+        "whatsmeow_allowed_table_objects", "whatsmeow_tenant_events"]
     assert {r["business_id"]: r["total_rows"] for r in info["tenants"]["rows"]} == {A: 16, B: 16}
     # Read through the distributed tables, so they are the shards' rows.
     assert all(r["total_bytes"] > 0 for r in info["tenants"]["rows"])

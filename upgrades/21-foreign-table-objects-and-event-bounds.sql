@@ -190,14 +190,19 @@ $$;
 -- The tenant event log: moved devices, bounded text, pruning
 -- ---------------------------------------------------------------------------
 
+-- The list of actions only grows: the old check is replaced by a wider one. The
+-- log is the owner's, small and append-only, and nothing reads it on the
+-- application's path, so validating it in this transaction blocks only the
+-- device triggers' inserts, for as long as one scan of the log takes.
+-- squawk-ignore ban-drop-constraint
 ALTER TABLE whatsmeow_tenant_events DROP CONSTRAINT whatsmeow_tenant_events_action_check;
+-- squawk-ignore constraint-missing-not-valid
 ALTER TABLE whatsmeow_tenant_events ADD CONSTRAINT whatsmeow_tenant_events_action_check CHECK (
     action IN (
         'device_added', 'device_removed', 'device_rekeyed', 'device_moved', 'import', 'export', 'purge', 'rename',
         'isolate', 'move'
     )
-) NOT VALID;
-ALTER TABLE whatsmeow_tenant_events VALIDATE CONSTRAINT whatsmeow_tenant_events_action_check;
+);
 
 -- Every text copied from a device row is cut at 128 characters (JIDs are far
 -- shorter), and says so.
