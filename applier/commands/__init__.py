@@ -3,7 +3,7 @@ of applier/ (which never import from here)."""
 
 from __future__ import annotations
 
-from applier.commands import audit, demo, embedded, prune, rls, status, tenant, upgrade, verify
+from applier.commands import audit, check_queries, demo, embedded, prune, rls, status, tenant, upgrade, verify
 
 RUNNERS = {
     "upgrade": upgrade.run,
@@ -15,4 +15,5 @@ RUNNERS = {
     "rls": rls.run,
     "tenant": tenant.run,
     "embedded": embedded.run,
+    "check-queries": check_queries.run,
 }
