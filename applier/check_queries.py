@@ -274,9 +274,10 @@ class Checker:
                                                                                        alone)))
             on = self._run(query, tenant, as_app=True)
             if on.error is not None:
-                kind = "refused-under-rls" if on.error.sqlstate == "42501" else "error-under-rls"
-                result.findings.append(Finding(kind, f"as the application role with row-level security on, for "
-                                               f"{tenant}, it fails: {_error_text(on.error)}"))
+                why = (": the application role may not reach another tenant's rows, nor a table it has no "
+                       "privilege on" if on.error.sqlstate == "42501" else "")
+                result.findings.append(Finding("fails-under-rls", f"as the application role with row-level security "
+                                               f"on, for {tenant}, it fails: {_error_text(on.error)}{why}"))
             elif (on.rows, on.own) != (alone.rows, alone.own):
                 result.findings.append(Finding("differs-under-rls", f"as the application role with row-level "
                                                f"security on, {tenant} gets {_count(on)} instead of the {_count(alone)} "

@@ -63,6 +63,11 @@ WHERE
     AND o.their_jid = c.their_jid
     AND o.push_name <> c.push_name;
 
+-- name: lidMappingForAFixedTenant
+-- params: other_lid, pn
+INSERT INTO whatsmeow_lid_map (business_id, lid, pn)
+VALUES ('tenant_b', $1, $2 || '9');
+
 -- name: sessionsByLowercaseTenant
 -- params: business_id, our_jid
 SELECT their_id FROM whatsmeow_sessions

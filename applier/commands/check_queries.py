@@ -76,7 +76,6 @@ def print_report(results: list[Result]) -> None:
 
 def run(args) -> int:
     as_json = args.json
-    quiet = args.quiet or as_json
 
     def progress(line: str) -> None:
         if not args.quiet:
@@ -107,7 +106,7 @@ def run(args) -> int:
         print_report(results)
         print(f"result: {len(results)} queries, {len(leaking)} with findings, {len(refused)} refused unrun "
               f"({seconds:.1f} s)")
-    if not quiet:
+    if not args.quiet:
         print(f"checked {len(results)} queries in {seconds:.1f} s; the database is unchanged", file=sys.stderr)
     if refused:
         return EXIT_ERROR
