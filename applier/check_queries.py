@@ -14,7 +14,9 @@ is rolled back:
   it must answer as the tenant does alone.
 
 Then, with 300 tenants of statistics, each plan must start every scan of a store table from
-business_id (applier.plans), with and without row-level security. A query that is not exactly one
+business_id (applier.plans), with and without row-level security. On a Citus coordinator whose
+store is distributed, each query is also planned (EXPLAIN, in a transaction that is rolled back)
+against that store, and must run on one shard. A query that is not exactly one
 SELECT, INSERT, UPDATE, DELETE or WITH statement, or names a parameter the seed has no value for,
 is refused without being run: it is only parsed (a protocol-level Parse, which executes nothing).
 """
@@ -143,17 +145,24 @@ class Checker:
 
     @contextmanager
     def store(self) -> Iterator[Checker]:
-        with fresh_install_scratch(self.conn, "check") as schema:
-            self.schema = schema
-            self.conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(schema)))
-            for tenant in TENANTS:
-                seed(self.conn, tenant)
-            rls.create_roles(self.conn, app_role=self.app, owner_role=self.owner)
-            rls.enable(self.conn)
-            self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(STATEMENT_TIMEOUT)))
-            self._role(self.owner)
-            self._base = self._snapshot()
-            yield self
+        with self.conn.transaction(force_rollback=True):
+            # On a Citus coordinator the scratch store stays on the coordinator: no schema, function or
+            # role of it is sent to the workers.
+            for setting in ("citus.enable_ddl_propagation", "citus.enable_create_role_propagation"):
+                if self.conn.execute("SELECT current_setting(%s, TRUE)", (setting,)).fetchone()[0] is not None:
+                    self.conn.execute("SELECT set_config(%s, 'off', TRUE)", (setting,))
+            with fresh_install_scratch(self.conn, "check") as schema:
+                self.schema = schema
+                self.conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(schema)))
+                for tenant in TENANTS:
+                    seed(self.conn, tenant)
+                rls.create_roles(self.conn, app_role=self.app, owner_role=self.owner)
+                rls.enable(self.conn)
+                self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
+                    sql.Literal(STATEMENT_TIMEOUT)))
+                self._role(self.owner)
+                self._base = self._snapshot()
+                yield self
 
     # -- running -----------------------------------------------------------------------------
 
@@ -384,11 +393,39 @@ def _count(outcome: Outcome) -> str:
     return f"{_rows(outcome.rowcount)} changed"
 
 
+def distributed_store(conn: psycopg.Connection) -> bool:
+    """Whether the database is a Citus coordinator whose store, on the search_path, is distributed."""
+    if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'citus'").fetchone():
+        return False
+    return bool(conn.execute("SELECT 1 FROM pg_dist_partition WHERE logicalrelid = to_regclass('whatsmeow_sessions') "
+                             "AND partmethod = 'h'").fetchone())
+
+
+def route_findings(conn: psycopg.Connection, query: Query) -> list[Finding]:
+    """On a Citus coordinator: the query, planned against the distributed store, must run on one shard."""
+    values = params(TENANTS[0]) if first_word(query.sql) in ("SELECT", "UPDATE", "DELETE") else params(TENANTS[0], 1)
+    with conn.transaction(force_rollback=True):
+        conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(STATEMENT_TIMEOUT)))
+        try:
+            with conn.transaction():
+                cur = psycopg.RawCursor(conn)
+                cur.execute("EXPLAIN (COSTS OFF) " + query.sql, [values[name] for name in query.params])
+                plan = "\n".join(row[0] for row in cur.fetchall())
+        except psycopg.Error as exc:
+            return [Finding("error", f"cannot plan it on this Citus coordinator: {_error_text(exc)}")]
+    counts = [int(n) for n in re.findall(r"Task Count: (\d+)", plan)]
+    if any(count != 1 for count in counts):
+        return [Finding("not-one-shard", f"on this Citus coordinator it runs on {max(counts)} shards (task counts "
+                        f"{counts}): only business_id = $1 on every distributed table routes it to one")]
+    return []
+
+
 def check_queries(conn: psycopg.Connection, queries: list[Query], *, plans: bool = True,
                   progress=None) -> list[Result]:
     """Check every query on a scratch store built on `conn` (autocommit, nothing left behind)."""
     checker = Checker(conn)
     results = []
+    citus = distributed_store(conn)
     with checker.store():
         if progress:
             progress(f"scratch store ready in schema {checker.schema} (rolled back at the end)")
@@ -401,4 +438,10 @@ def check_queries(conn: psycopg.Connection, queries: list[Query], *, plans: bool
                 for result in results:
                     if not result.refused:
                         result.findings.extend(checker.plan_findings(result.query))
+    if citus:
+        if progress:
+            progress("Citus coordinator: each query planned against the distributed store")
+        for result in results:
+            if not result.refused:
+                result.findings.extend(route_findings(conn, result.query))
     return results

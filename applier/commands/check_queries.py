@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from applier.check_queries import BULK_TENANTS, TENANTS, Finding, Result, check_queries
+from applier.check_queries import BULK_TENANTS, TENANTS, Finding, Result, check_queries, distributed_store
 from applier.database import open_database
 from applier.errors import EXIT_ERROR, EXIT_OK, EXIT_PENDING, ApplierError
 from applier.queries import Query, parse_entries
@@ -86,6 +86,7 @@ def run(args) -> int:
     with open_database(args.dsn, quiet=args.quiet) as conn:
         conn.prepare_threshold = None  # the check prepares its own statements by name
         progress(f"checking {len(queries)} queries for tenants {' and '.join(TENANTS)}")
+        citus = distributed_store(conn)
         results = check_queries(conn, queries, plans=not args.no_plans, progress=progress)
     results += unparsed
     seconds = time.monotonic() - started
@@ -96,6 +97,7 @@ def run(args) -> int:
             "queries": [r.as_json() for r in sorted(results, key=lambda r: (r.query.file, r.query.line))],
             "tenants": list(TENANTS),
             "plan_tenants": 0 if args.no_plans else len(TENANTS) + len(BULK_TENANTS),
+            "citus": citus,
             "checked": len(results) - len(refused),
             "with_findings": len(leaking),
             "refused": len(refused),
