@@ -129,6 +129,7 @@ class Outcome:
     own: dict[str, tuple]  # the tenant's own rows afterwards: {table: (count, digest)}
     others: dict[tuple[str, str], tuple]  # every other tenant's rows: {(table, business_id): (count, digest)}
     error: psycopg.Error | None = None
+    acting: str = ""  # the role in effect after the statement
 
 
 class Checker:
@@ -203,11 +204,12 @@ class Checker:
                         rows = sorted((tuple(_comparable(v) for v in row) for row in cur.fetchall()), key=repr)
             except psycopg.Error as exc:
                 error = exc
+            acting = self.conn.execute("SELECT current_user").fetchone()[0]
             self._role(self.owner)
             after = self._snapshot()
         own = {table: state for (table, business_id), state in after.items() if business_id == tenant}
         others = {key: state for key, state in after.items() if key[1] != tenant}
-        return Outcome(rows, rowcount, own, others, error)
+        return Outcome(rows, rowcount, own, others, error, acting)
 
     def _blame(self, query: Query, tenant: str, leaked: Outcome) -> list[str]:
         """The tables whose other-tenant rows change the answer: each one's other rows deleted in turn."""
@@ -266,6 +268,10 @@ class Checker:
         for tenant in TENANTS:
             others = [t for t in TENANTS if t != tenant]
             off = self._run(query, tenant, as_app=False)
+            if off.acting != self.owner:
+                result.findings.append(Finding("changes-role", f"it leaves the session acting as {off.acting}, not "
+                                               "as the role it ran as; the check cannot vouch for such a statement"))
+                continue
             if off.error is not None:
                 result.findings.append(Finding("error", f"for {tenant} the statement fails: {_error_text(off.error)}"))
                 continue
