@@ -225,3 +225,9 @@ def test_a_file_that_cannot_be_checked_is_one_error_line(tmp_path, store_dsn, co
     code, out, err = check(str(path), "--dsn", store_dsn)
     assert (code, out) == (2, "")
     assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and message in err
+
+
+def test_the_testing_page_shows_the_plugin_test_file_as_it_is():
+    page = (ROOT / "docs" / "testing-with-pytest.md").read_text()
+    shown = page.split("```python\n", 1)[1].split("```\n", 1)[0]
+    assert shown == (ROOT / "tests" / "test_pytest_plugin.py").read_text()

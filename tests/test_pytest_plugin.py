@@ -1,8 +1,7 @@
-"""Isolation tests of a service's own queries, written only against the whatsmeow-tenancy pytest plugin.
+"""Isolation tests of a service's own queries against the multi-tenant whatsmeow store.
 
-This is the file docs/testing-with-pytest.md shows: a service that keeps its data in the
-multi-tenant store copies it and puts its own queries in. No conftest.py is needed; the
-plugin is loaded by pytest because the package is installed.
+They use only the fixtures of the whatsmeow-tenancy pytest plugin, which pytest loads by itself
+once the package is installed: no conftest.py is needed.
 """
 
 import psycopg
