@@ -294,9 +294,9 @@ class Checker:
                 result.findings.append(Finding("fails-under-rls", f"as the application role with row-level security "
                                                f"on, for {tenant}, it fails: {_error_text(on.error)}{why}"))
             elif (on.rows, on.own) != (alone.rows, alone.own):
-                result.findings.append(Finding("differs-under-rls", f"as the application role with row-level "
-                                               f"security on, {tenant} gets {_count(on)} instead of the {_count(alone)} "
-                                               "it gets in a store of its own"))
+                result.findings.append(Finding(
+                    "differs-under-rls", f"as the application role with row-level security on, {tenant} gets "
+                    f"{_count(on)} instead of the {_count(alone)} it gets in a store of its own"))
         if not touched and not result.findings:
             result.notes.append("found or changed no row of either tenant, so the check proves little: name the "
                                 "parameters after the columns they bind, so that they bind the seeded keys")

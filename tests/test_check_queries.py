@@ -158,6 +158,10 @@ SELECT nextval('public.probe_refused'), $1, $2;
 -- params: business_id
 SELECT nextval('public.probe_refused')
 FROM whatsmeow_device WHERE business_id = $1 ORDER;
+
+-- name: unusedParameter
+-- params: business_id, our_jid
+SELECT nextval('public.probe_refused'), jid FROM whatsmeow_device WHERE business_id = $1;
 """
 
 
@@ -176,14 +180,16 @@ def test_refused_statements_are_never_run(store_dsn, tmp_path):
             conn.execute("DROP SEQUENCE public.probe_ran, public.probe_refused")
     refused = {q["name"]: q["findings"][0]["kind"] for q in json.loads(out)["queries"] if q["refused"]}
     assert refused == {"ddl": "ddl", "transaction": "transaction-statement", "twoStatements": "not-one-query",
-                       "unknownParameter": "unknown-parameter", "syntax": "parse-error"}
+                       "unknownParameter": "unknown-parameter", "syntax": "parse-error",
+                       "unusedParameter": "parameter-mismatch"}
     assert (code, called) == (2, (True, False)), "the accepted query ran, no refused one did"
 
 
 def test_a_parse_error_points_at_the_line_of_the_file(tmp_path, store_dsn):
     path = tmp_path / "broken.sql"
     path.write_text("-- a header comment\n\n"
-                    "-- name: fine\n-- params: business_id\nSELECT jid FROM whatsmeow_device WHERE business_id = $1;\n\n"
+                    "-- name: fine\n-- params: business_id\n"
+                    "SELECT jid FROM whatsmeow_device WHERE business_id = $1;\n\n"
                     "-- name: syntax\n-- params: business_id\nSELECT jid\nFROM whatsmeow_device\nWHERE ORDER;\n\n"
                     "-- name: noParams\nSELECT 1;\n\n"
                     "SELECT 'outside any entry';\n")
