@@ -35,6 +35,7 @@ import psycopg
 from psycopg import sql
 
 from applier import rls
+from applier.errors import ApplierError
 from applier.plans import plan_problems
 from applier.queries import Query
 from applier.seed import TENANT_TABLES, load_bulk, params, seed
@@ -152,18 +153,30 @@ class Checker:
             for setting in ("citus.enable_ddl_propagation", "citus.enable_create_role_propagation"):
                 if self.conn.execute("SELECT current_setting(%s, TRUE)", (setting,)).fetchone()[0] is not None:
                     self.conn.execute("SELECT set_config(%s, 'off', TRUE)", (setting,))
-            with fresh_install_scratch(self.conn, "check") as schema:
-                self.schema = schema
-                self.conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(schema)))
-                for tenant in TENANTS:
-                    seed(self.conn, tenant)
-                rls.create_roles(self.conn, app_role=self.app, owner_role=self.owner)
-                rls.enable(self.conn)
-                self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(
-                    sql.Literal(STATEMENT_TIMEOUT)))
-                self._role(self.owner)
-                self._base = self._snapshot()
-                yield self
+            built = False
+            try:
+                with fresh_install_scratch(self.conn, "check") as schema:
+                    self._build(schema)
+                    built = True
+                    yield self
+            except (psycopg.Error, ApplierError) as exc:
+                if built:
+                    raise
+                reason = _error_text(exc) if isinstance(exc, psycopg.Error) else str(exc)
+                raise ApplierError(f"cannot build the scratch store: {reason}; it is built in a schema that is "
+                                   "rolled back, and needs CREATE on the database and CREATEROLE (a superuser, "
+                                   "or the owner of a managed database)") from exc
+
+    def _build(self, schema: str) -> None:
+        self.schema = schema
+        self.conn.execute(sql.SQL("SET LOCAL search_path = {}").format(sql.Identifier(schema)))
+        for tenant in TENANTS:
+            seed(self.conn, tenant)
+        rls.create_roles(self.conn, app_role=self.app, owner_role=self.owner)
+        rls.enable(self.conn)
+        self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(STATEMENT_TIMEOUT)))
+        self._role(self.owner)
+        self._base = self._snapshot()
 
     # -- running -----------------------------------------------------------------------------
 

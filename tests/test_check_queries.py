@@ -237,3 +237,16 @@ def test_the_testing_page_shows_the_plugin_test_file_as_it_is():
     page = (ROOT / "docs" / "testing-with-pytest.md").read_text()
     shown = page.split("```python\n", 1)[1].split("```\n", 1)[0]
     assert shown == (ROOT / "tests" / "test_pytest_plugin.py").read_text()
+
+
+def test_a_login_that_may_not_build_the_scratch_store_gets_one_error_line(store_dsn):
+    with psycopg.connect(store_dsn, autocommit=True) as conn:
+        conn.execute("CREATE ROLE check_queries_nobody LOGIN")
+        try:
+            nobody = store_dsn.replace("user=postgres", "user=check_queries_nobody")
+            code, out, err = check(str(CATALOGUE), "--dsn", nobody)
+        finally:
+            conn.execute("DROP ROLE check_queries_nobody")
+    assert (code, out) == (2, "")
+    (line,) = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert "cannot build the scratch store" in line and "CREATEROLE" in line
