@@ -53,7 +53,6 @@ TRANSACTION_WORDS = {"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SA
 DDL_WORDS = {"CREATE", "ALTER", "DROP", "TRUNCATE", "GRANT", "REVOKE", "COMMENT", "REINDEX", "CLUSTER", "VACUUM",
              "ANALYZE", "REFRESH", "SECURITY", "IMPORT", "REASSIGN"}
 _LEADING = re.compile(r"\A(?:\s+|--[^\n]*\n?|/\*.*?\*/|\()*", re.S)
-_DATA_CHANGING = re.compile(r"\b(INSERT|UPDATE|DELETE)\b", re.I)
 
 
 @dataclass
@@ -138,6 +137,7 @@ class Checker:
 
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
+        conn.prepare_threshold = None  # the check names its own prepared statements; psycopg's would collide
         suffix = secrets.token_hex(4)
         self.app = f"whatsmeow_check_app_{suffix}"
         self.owner = f"whatsmeow_check_owner_{suffix}"

@@ -84,7 +84,6 @@ def run(args) -> int:
     started = time.monotonic()
     queries, unparsed = read_files(args.files)
     with open_database(args.dsn, quiet=args.quiet) as conn:
-        conn.prepare_threshold = None  # the check prepares its own statements by name
         progress(f"checking {len(queries)} queries for tenants {' and '.join(TENANTS)}")
         citus = distributed_store(conn)
         results = check_queries(conn, queries, plans=not args.no_plans, progress=progress)
