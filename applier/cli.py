@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                   help="its new business_id, used by no row yet")
     tenant_io.add_parsers(tenant_actions, [common], prog, EPILOG)
 
-    check_queries.add_parser(sub, [common], EPILOG)
+    check_queries.add_parser(sub, argparse.Namespace(common=common, prog=prog, epilog=EPILOG))
 
     embedded_summary = "the local PostgreSQL used when no database is given: status, start, stop"
     embedded = sub.add_parser("embedded", help=embedded_summary, description=embedded_summary,

@@ -12,25 +12,10 @@ import hashlib
 import psycopg
 
 from applier.queries import load_queries
+from applier.upstream_store import TABLES
 
-TENANT_TABLES = (
-    "whatsmeow_device",
-    "whatsmeow_identity_keys",
-    "whatsmeow_pre_keys",
-    "whatsmeow_sessions",
-    "whatsmeow_sender_keys",
-    "whatsmeow_app_state_sync_keys",
-    "whatsmeow_app_state_version",
-    "whatsmeow_app_state_mutation_macs",
-    "whatsmeow_contacts",
-    "whatsmeow_chat_settings",
-    "whatsmeow_message_secrets",
-    "whatsmeow_privacy_tokens",
-    "whatsmeow_nct_salt",
-    "whatsmeow_lid_map",
-    "whatsmeow_event_buffer",
-    "whatsmeow_retry_buffer",
-)
+# The store's 16 tenant tables, the device first, as applier/upstream_store.py lists them.
+TENANT_TABLES = TABLES
 
 OUR_JID = "15550001111:7@s.whatsapp.net"
 PEER_PN = "15550002222"

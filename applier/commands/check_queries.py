@@ -17,7 +17,7 @@ from applier.errors import EXIT_ERROR, EXIT_OK, EXIT_PENDING, ApplierError
 from applier.queries import Query, parse_entries
 
 SUMMARY = "run queries written against the store for two tenants that share every key; report every leak (exit 1)"
-EXAMPLE = "example: whatsmeow-tenancy check-queries queries/*.sql --json"
+EXAMPLE = "check-queries queries/*.sql --json"
 DETAILS = """\
 Each FILE holds entries in the format of schema/queries.sql: `-- name: NAME`, `-- params: a, b`
 (the names of $1, $2, … after the store columns they bind, such as business_id, our_jid,
@@ -31,15 +31,18 @@ exit codes: 0 every query keeps to its tenant; 1 findings; 2 usage or input erro
 """
 
 
-def add_parser(sub, parents: list, epilog: str) -> argparse.ArgumentParser:
-    parser = sub.add_parser("check-queries", parents=parents, help=SUMMARY, description=SUMMARY,
-                            epilog=f"{EXAMPLE}\n\n{DETAILS}\n{epilog}",
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_parser(commands, shared) -> None:
+    """Declare `check-queries` under `commands` (an add_subparsers() result); `shared` gives the common
+    options (`common`), the program's name (`prog`) and the closing notes (`epilog`)."""
+    parser = commands.add_parser(
+        "check-queries", parents=[shared.common], help=SUMMARY, description=SUMMARY,
+        epilog=f"example: {shared.prog} {EXAMPLE}\n\n{DETAILS}\n{shared.epilog}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", metavar="FILE", help="a file of queries in the catalogue's format")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--no-plans", action="store_true",
                         help="skip the plan check, which loads 300 tenants of statistics (a few seconds)")
-    return parser
+    parser.set_defaults(run=run)
 
 
 def read_files(paths: list[str]) -> tuple[list[Query], list[Result]]:
