@@ -8,8 +8,10 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from store import OUR_JID, TENANT_TABLES
+from store import TENANT_TABLES
 
+from applier.plans import INDEX_SCANS, plan_nodes, plan_problems  # noqa: F401
+from applier.seed import load_bulk  # noqa: F401
 
 APP = "whatsmeow_app"
 OWNER = "whatsmeow_owner"
@@ -78,30 +80,6 @@ def row_security(conn: psycopg.Connection) -> dict[str, set[tuple]]:
 # ---------------------------------------------------------------------------
 # Plans
 # ---------------------------------------------------------------------------
-
-INDEX_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
-
-
-def plan_nodes(node: dict) -> Iterator[dict]:
-    yield node
-    for child in node.get("Plans", []):
-        yield from plan_nodes(child)
-
-
-def plan_problems(plan: dict) -> tuple[list[str], int]:
-    """Scans of whatsmeow tables that do not start from an index on business_id, and the number of scans."""
-    problems, scans = [], 0
-    for node in plan_nodes(plan):
-        kind = node["Node Type"]
-        if kind in INDEX_SCANS:
-            scans += 1
-            if "business_id" not in node.get("Index Cond", ""):
-                problems.append(f"{kind} using {node['Index Name']} without business_id in its Index Cond")
-        elif node.get("Relation Name", "").startswith("whatsmeow_") and kind not in ("ModifyTable", "Bitmap Heap Scan"):
-            scans += 1
-            problems.append(f"{kind} on {node['Relation Name']}")
-    return problems, scans
-
 
 # A column compared for equality in a scan's condition or filter, and what it is compared with: a
 # value, an array, or a sub-select's result (`$4` before PostgreSQL 17, `(InitPlan 4).col1` from 17).
@@ -172,83 +150,3 @@ def key_shortfalls(plan: dict, indexes: dict[str, dict[str, list[str]]]) -> list
             problems.append(f"{node['Node Type']} on {table} reaches {reached} key columns of "
                             f"{sorted(used_indexes)}, but an index serves {best} of {sorted(compared)}")
     return problems
-
-
-# ---------------------------------------------------------------------------
-# Bulk data: many tenants that share every natural key, for plans with realistic statistics
-# ---------------------------------------------------------------------------
-
-# Peers and groups in the forms whatsmeow writes: phone numbers (apart from the seeded 1555...
-# ones), LIDs, and group ids.
-_BULK_PN = "'4915' || lpad(r::TEXT, 8, '0')"
-_BULK_GROUP = "'120363' || lpad(r::TEXT, 12, '0')"
-
-_BULK = (
-    """
-    INSERT INTO whatsmeow_device (business_id, jid, registration_id, noise_key, identity_key, signed_pre_key,
-        signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details, adv_account_sig, adv_account_sig_key,
-        adv_device_sig)
-    SELECT b, %(jid)s, 1, %(k32)s, %(k32)s, %(k32)s, 1, %(k64)s, %(k32)s, '\\x00', %(k64)s, %(k32)s, %(k64)s
-    FROM unnest(%(tenants)s::text[]) AS b
-    ON CONFLICT DO NOTHING
-    """,
-    """
-    INSERT INTO whatsmeow_nct_salt (business_id, our_jid, salt)
-    SELECT b, %(jid)s, %(k32)s FROM unnest(%(tenants)s::text[]) AS b
-    ON CONFLICT DO NOTHING
-    """,
-    "INSERT INTO whatsmeow_identity_keys SELECT b, %(jid)s, {PN} || ':1', %(k32)s {rows}",
-    "INSERT INTO whatsmeow_pre_keys SELECT b, %(jid)s, 1000 + r, %(k32)s, mod(r, 2) = 0 {rows}",
-    "INSERT INTO whatsmeow_sessions SELECT b, %(jid)s, {PN} || ':1', %(k64)s {rows}",
-    "INSERT INTO whatsmeow_sender_keys SELECT b, %(jid)s, {GROUP} || '@g.us', {PN} || ':1', %(k64)s {rows}",
-    "INSERT INTO whatsmeow_app_state_sync_keys SELECT b, %(jid)s, int4send(r), %(k64)s, r, %(k32)s {rows}",
-    # The seeded collection too, so that the MAC queries' own key holds many rows.
-    """
-    INSERT INTO whatsmeow_app_state_version
-    SELECT b, %(jid)s, CASE WHEN r = 1 THEN 'regular_high' ELSE 'bulk-' || r END, r, %(k128)s {rows}
-    ON CONFLICT DO NOTHING
-    """,
-    """
-    INSERT INTO whatsmeow_app_state_mutation_macs
-    SELECT b, %(jid)s, CASE WHEN mod(r, 2) = 0 THEN 'regular_high' ELSE 'bulk-' || (2 + mod(r, 5)) END, r,
-        sha256(int4send(r)), %(k32)s {rows}
-    """,
-    "INSERT INTO whatsmeow_contacts SELECT b, %(jid)s, {PN} || '@s.whatsapp.net', 'First', 'Full' {rows}",
-    "INSERT INTO whatsmeow_chat_settings SELECT b, %(jid)s, {GROUP} || '@g.us', r, mod(r, 3) = 0, FALSE {rows}",
-    """
-    INSERT INTO whatsmeow_message_secrets
-    SELECT b, %(jid)s, '120363' || lpad(mod(r, 10)::TEXT, 12, '0') || '@g.us', '4915' || lpad(mod(r, 7)::TEXT, 8, '0')
-        || '@s.whatsapp.net', 'MSG' || r, %(k32)s
-    {rows}
-    """,
-    "INSERT INTO whatsmeow_privacy_tokens SELECT b, %(jid)s, {PN} || '@s.whatsapp.net', %(k32)s, r {rows}",
-    "INSERT INTO whatsmeow_lid_map SELECT b, (200000000000000 + r)::TEXT, {PN} {rows}",
-    """
-    INSERT INTO whatsmeow_event_buffer
-    SELECT b, %(jid)s, sha256(convert_to(b || r, 'UTF8')), %(k64)s, r, r {rows}
-    """,
-    """
-    INSERT INTO whatsmeow_retry_buffer
-    SELECT b, %(jid)s, {GROUP} || '@g.us', 'MSG' || r, 'proto', %(k64)s, r {rows}
-    """,
-)
-
-
-def load_bulk(conn: psycopg.Connection, tenants: list[str], rows_per_tenant: int) -> None:
-    """`rows_per_tenant` rows in every table for every tenant (one device and NCT salt each), then ANALYZE."""
-    values = {
-        "tenants": tenants,
-        "jid": OUR_JID,
-        "k32": b"\x01" * 32,
-        "k64": b"\x02" * 64,
-        "k128": b"\x03" * 128,
-        "rows": rows_per_tenant,
-    }
-    source = "FROM unnest(%(tenants)s::text[]) AS b CROSS JOIN generate_series(1, %(rows)s) AS r"
-    forms = {"{rows}": source, "{PN}": _BULK_PN, "{GROUP}": _BULK_GROUP}
-    with conn.transaction():
-        for statement in _BULK:
-            for placeholder, text in forms.items():
-                statement = statement.replace(placeholder, text)
-            conn.execute(statement, values)
-    conn.execute("ANALYZE")

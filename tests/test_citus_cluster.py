@@ -479,6 +479,21 @@ def test_status_reports_the_distributed_store_current(store):
     assert f'"version": {LATEST_VERSION}' in result.stdout
 
 
+def test_check_queries_routes_the_catalogue_to_one_shard_and_flags_a_query_without_the_tenant(store, tmp_path):
+    leak = tmp_path / "leak.sql"
+    leak.write_text("-- name: sessionsOfEveryTenant\n-- params: our_jid, their_id\n"
+                    "SELECT session FROM whatsmeow_sessions WHERE our_jid = $1 AND their_id = $2;\n")
+    result = applier("check-queries", str(ROOT / "schema" / "queries.sql"), str(leak), "--no-plans", "--json",
+                     "--dsn", store["dsn"])
+    assert result.returncode == 1, result.stderr
+    assert "each query planned against the distributed store" in result.stderr
+    findings = {q["name"]: sorted({f["kind"] for f in q["findings"]}) for q in json.loads(result.stdout)["queries"]}
+    assert {name: kinds for name, kinds in findings.items() if kinds} == {
+        "sessionsOfEveryTenant": ["not-one-shard", "reads-other-tenant"]
+    }
+    assert len(findings) == 70
+
+
 def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
     import json
 

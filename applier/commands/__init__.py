@@ -4,7 +4,7 @@ A new command is one more module in COMMANDS."""
 
 from __future__ import annotations
 
-from applier.commands import audit, demo, embedded, prune, rls, status, tenant, upgrade, verify
+from applier.commands import audit, check_queries, demo, embedded, prune, rls, status, tenant, upgrade, verify
 
 # In the order `--help` lists them.
-COMMANDS = (upgrade, status, demo, audit, verify, prune, rls, tenant, embedded)
+COMMANDS = (upgrade, status, demo, audit, verify, prune, rls, tenant, check_queries, embedded)
