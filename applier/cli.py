@@ -11,6 +11,7 @@ import psycopg
 
 from applier import __version__
 from applier.commands import RUNNERS, tenant_io
+from applier.commands import tenant as tenant_command
 from applier.errors import EXIT_ERROR, ApplierError
 from applier.steps import latest_compat, latest_version, load_steps
 
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     tenant_actions.choices["rename"].add_argument("--to", metavar="NEW", required=True,
                                                   help="its new business_id, used by no row yet")
     tenant_io.add_parsers(tenant_actions, [common], prog, EPILOG)
+    tenant_command.add_citus_parsers(tenant_actions, [common], prog, EPILOG)
 
     embedded_summary = "the local PostgreSQL used when no database is given: status, start, stop"
     embedded = sub.add_parser("embedded", help=embedded_summary, description=embedded_summary,
