@@ -150,8 +150,8 @@ def _log(conn: psycopg.Connection, business_id: str, action: str, details: dict,
         return True
     except errors.CheckViolation:
         if not quiet:
-            print(f"{action}: not recorded in the tenant event log, whose store version does not know "
-                  f"'{action}' yet; `whatsmeow-tenancy upgrade` brings it there", file=sys.stderr)
+            print(f"{action}: not recorded: the tenant event log of this schema version does not accept "
+                  f"'{action}' events (a later schema version does)", file=sys.stderr)
         return False
 
 

@@ -836,6 +836,10 @@ def test_isolate_gives_the_tenant_its_own_shards_and_every_query_stays_on_one_sh
     with psycopg.connect(big["dsn"], autocommit=True) as conn:
         assert _tenant_placement(conn, A) == {(big["source"], True)}
         assert _shard_of(conn, big["neighbour"])[0] != _shard_of(conn, A)[0]
+        # Split into the hash values below the tenant's, its own, and those above: two shards more per table.
+        shards = conn.execute("SELECT DISTINCT count(*) FROM pg_dist_shard WHERE logicalrelid::TEXT = ANY(%s) "
+                              "GROUP BY logicalrelid", (list(TENANT_TABLES),)).fetchall()
+        assert shards == [(34,)]
         assert _answers(conn, tenant_context=False, both_tenants=True) == big["answers"]
         assert _all_rows(conn, [B, big["neighbour"], big["busy"]]) == big["others"]
     with citus.connect(user=APP_LOGIN, dbname="whatsmeow_placement") as app_conn:

@@ -125,7 +125,8 @@ def _print_groups(result: dict, heading: str, as_json: bool) -> None:
         print(heading.format(**group))
 
 
-_TRANSFER = {"logical": "logical replication", "block_writes": "block_writes (writes to the tenant waited)"}
+_TRANSFER = {"logical": "logical replication",
+             "block_writes": "block_writes (writes to the shards being copied waited for the copy)"}
 
 
 def run_isolate(args, conn) -> int:
@@ -141,7 +142,7 @@ def run_isolate(args, conn) -> int:
     if problem is not None and args.yes:
         raise ApplierError(f"{problem}; nothing was changed")
     if not args.yes:
-        mode, why = citus_tenants.transfer_mode(conn, split=True)
+        _, why = citus_tenants.transfer_mode(conn, split=True)
         if problem is not None:
             print(f"would fail: {problem}", file=sys.stderr)
         for group in shared:
@@ -180,7 +181,7 @@ def run_move(args, conn) -> int:
     if problem is not None and args.yes:
         raise ApplierError(f"{problem}; nothing was changed")
     if not args.yes:
-        mode, why = citus_tenants.transfer_mode(conn)
+        _, why = citus_tenants.transfer_mode(conn)
         if problem is not None:
             print(f"would fail: {problem}", file=sys.stderr)
         for group in groups:
