@@ -53,6 +53,8 @@ INFORMATION = {
     "maintenance": "SELECT table_name, live_tuples, dead_tuples, dead_percent, last_vacuum, since_vacuum, "
     "last_analyze, since_analyze FROM whatsmeow_audit.table_maintenance",
     "slow_statements": "SELECT query, calls, total_ms, mean_ms, rows, note FROM whatsmeow_audit.slow_statements",
+    "allowed_table_objects": "SELECT table_name, kind, object_name, object_owner, detail "
+    "FROM whatsmeow_audit.table_objects WHERE allowed",
     "distribution": "SELECT table_name, table_type, distribution_column, colocation_id, shards, nodes "
     "FROM whatsmeow_audit.distribution",
 }

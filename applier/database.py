@@ -13,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from applier.errors import ApplierError
 from applier.steps import MULTI_TENANT_SINCE, PACKAGE_ROOT, load_steps, refuse_unknown_compat
+from applier.upstream_store import TABLES as TENANT_TABLES
 
 APPLICATION_NAME = "whatsmeow-tenancy"
 # Session-level advisory lock that serializes appliers: the bytes of "whatsmeo".
@@ -198,6 +199,8 @@ def read_state(conn: psycopg.Connection) -> StoreState:
             # dbutil treats a missing or zero compat as equal to the version.
             compat = row[1] or version
     data_tables = tuple(name for name in tables if name != "whatsmeow_version")
+    # Only the package's own tables say what the store is: a table someone else keyed by business_id
+    # does not make an upstream store look converted.
     keyed = {
         row[0]
         for row in conn.execute(
@@ -205,7 +208,7 @@ def read_state(conn: psycopg.Connection) -> StoreState:
             SELECT attrelid::regclass::text FROM pg_attribute
             WHERE attrelid = ANY(%s::regclass[]) AND attname = 'business_id' AND NOT attisdropped
             """,
-            (list(data_tables),),
+            ([name for name in data_tables if name in TENANT_TABLES],),
         )
     }
     tenant_keyed = "whatsmeow_device" in keyed
@@ -226,3 +229,65 @@ def require_store(state: StoreState, since: int, commands: str, what: str) -> No
     if state.version < since:
         raise ApplierError(f"{commands}: the store is at v{state.version} and needs v{since} ({what}): "
                            "run `upgrade` first")
+
+
+# The version whose step created whatsmeow_foreign_table_objects and its allow-list.
+TABLE_OBJECTS_SINCE = 1003
+
+
+def refuse_foreign_table_objects(conn: psycopg.Connection) -> None:
+    """Refuse, before any change, while a trigger, rule, policy or foreign key that the package did not create
+    (and the owner did not allow by name) sits on a store table: it would run as whoever runs the command."""
+    if not conn.execute("SELECT pg_catalog.to_regprocedure('whatsmeow_refuse_foreign_table_objects()')").fetchone()[0]:
+        return  # a store older than v1003, which `upgrade` brings to it first
+    try:
+        conn.execute("SELECT whatsmeow_refuse_foreign_table_objects()")
+    except psycopg.Error as exc:
+        if exc.sqlstate != "55000" or not (exc.diag.message_primary or "").startswith("refusing to run"):
+            raise
+        objects = "; ".join((exc.diag.message_detail or "").splitlines())
+        raise ApplierError(f"{exc.diag.message_primary}: {objects}. {exc.diag.message_hint} "
+                           "(docs/auditing.md#allowed-table-objects)") from exc
+
+
+@dataclass(frozen=True)
+class ForeignDatabase:
+    """A connection to a database the package does not own, and the schema its owner's default path names."""
+
+    conn: psycopg.Connection
+    schema: str
+    label: str
+
+
+def connect_foreign(dsn: str, role: str, *, quiet: bool = False) -> ForeignDatabase:
+    """Connect to a database someone else controls (an import source, an export target) as to a hostile one.
+
+    The first statement, whose every name is qualified, reads the schema the login's own search_path would
+    use and pins search_path to pg_catalog for the rest of the session, so no function, operator or type of
+    that database can stand in for a built-in; with row_security off, a policy there raises instead of
+    running. Then the look-alike guard looks at that schema and refuses, naming what it found, before any
+    other query; the package's queries there name every table by its schema."""
+    label = redact(dsn)
+    conn = connect(dsn)
+    try:
+        schema, superuser = conn.execute(
+            "SELECT (pg_catalog.current_schemas(FALSE))[1], pg_catalog.current_setting('is_superuser'), "
+            "pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', FALSE), "
+            "pg_catalog.set_config('row_security', 'off', FALSE)").fetchone()[:2]
+        if schema is None:
+            raise ApplierError(f"the {role} {label}: its search_path names no existing schema, so there is no "
+                               "store to read or write; set the login's search_path")
+        conn.execute("SELECT pg_catalog.set_config('search_path', pg_catalog.quote_ident(%s), FALSE)", (schema,))
+        try:
+            refuse_builtin_shadows(conn)
+        except BuiltinShadowsError as exc:
+            raise ApplierError(f"the {role} {label}: {exc}") from exc
+        finally:
+            conn.execute("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', FALSE)")
+        if superuser == "on" and not quiet:
+            print(f"warning: the {role} {label} is reached as a superuser; use a login that may do no more than "
+                  f"this {role} needs (docs/tenants.md#logins-for-sources-and-targets)", file=sys.stderr)
+    except BaseException:
+        conn.close()
+        raise
+    return ForeignDatabase(conn, schema, label)

@@ -47,6 +47,8 @@ def sql_error(where: str, text: str | None, exc: psycopg.Error) -> ApplierError:
         before = text[: int(position) - 1]
         where += f":{before.count(chr(10)) + 1}:{len(before) - before.rfind(chr(10))}"
     message = exc.diag.message_primary or str(exc).strip()
+    if exc.diag.message_detail:
+        message += ": " + "; ".join(exc.diag.message_detail.splitlines())
     detail = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
     todo = HINTS.get(exc.sqlstate or "")
     return ApplierError(f"{where}: {message}{detail} (SQLSTATE {exc.sqlstate})" + (f"; {todo}" if todo else ""))

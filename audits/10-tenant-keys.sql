@@ -14,7 +14,7 @@ SELECT
     t.table_name AS object,
     'has no business_id column: its rows belong to no tenant'::TEXT AS problem
 FROM whatsmeow_audit.whatsmeow_tables AS t
-WHERE NOT t.is_version_table AND NOT t.is_event_log AND t.business_id_attnum IS NULL
+WHERE t.is_tenant_table AND t.business_id_attnum IS NULL
 
 UNION ALL
 

@@ -247,7 +247,10 @@ WHERE
                     'whatsmeow_prune_candidates(text,interval)',
                     'whatsmeow_prune(text,interval,integer)',
                     'whatsmeow_record_tenant_event(text,text,jsonb)',
-                    'whatsmeow_log_device_event()'
+                    'whatsmeow_log_device_event()',
+                    'whatsmeow_foreign_table_objects()',
+                    'whatsmeow_refuse_foreign_table_objects()',
+                    'whatsmeow_prune_tenant_events(interval,integer)'
                 ]) AS signature
             )
         )
@@ -280,6 +283,63 @@ WHERE
         SELECT FROM pg_depend AS d
         WHERE d.classid = 'pg_operator'::REGCLASS AND d.objid = o.oid AND d.deptype = 'e'
     );
+
+-- A whatsmeow_ table the package did not create: rls roles neither re-owns nor
+-- grants it, and no command of the package reads or writes it.
+CREATE OR REPLACE VIEW whatsmeow_audit.foreign_tables AS
+SELECT
+    c.oid::REGCLASS::TEXT AS object,
+    format(
+        'is not one of the package''s tables (owned by %I): the package neither grants nor reads it; drop it, '
+        'or move it out of the store''s schema',
+        pg_get_userbyid(c.relowner)
+    ) AS problem
+FROM pg_class AS c
+WHERE
+    c.relnamespace = quote_ident(current_schema())::REGNAMESPACE
+    AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+    AND NOT c.relispartition
+    AND starts_with(c.relname::TEXT, 'whatsmeow_')
+    AND c.oid NOT IN (SELECT t.relid FROM whatsmeow_audit.whatsmeow_tables AS t);
+
+-- Triggers, rules, policies and foreign keys on the store's tables that the
+-- package did not create, as the store's own whatsmeow_foreign_table_objects
+-- lists them (upgrades/21-foreign-table-objects-and-event-bounds.sql): the ones
+-- the owner has not allowed by name are findings, the allowed ones information.
+-- The function is found in the reader's current schema when the view is read;
+-- a store older than v1003 has none, and nothing to list.
+CREATE OR REPLACE FUNCTION whatsmeow_audit.store_table_objects()
+RETURNS TABLE (
+    table_name TEXT, kind TEXT, object_name TEXT, object_owner TEXT, detail TEXT, allowed BOOLEAN
+)
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    lister TEXT := pg_catalog.format('%I.whatsmeow_foreign_table_objects()', pg_catalog.current_schema());
+BEGIN
+    IF pg_catalog.to_regprocedure(lister) IS NOT NULL THEN
+        RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM %s', lister);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE VIEW whatsmeow_audit.table_objects AS
+SELECT
+    f.table_name,
+    f.kind,
+    f.object_name,
+    f.object_owner,
+    f.detail,
+    f.allowed,
+    format('%s %I on %s', f.kind, f.object_name, f.table_name) AS object,
+    format(
+        'owned by %I, %s; not created by the package and not allowed by name: it runs with the rights of '
+        'whoever changes the table (drop it, or allow it in whatsmeow_allowed_table_objects)',
+        f.object_owner,
+        f.detail
+    ) AS problem
+FROM whatsmeow_audit.store_table_objects() AS f;
 
 -- TRUNCATE ignores row-level security: only the owner may have it.
 CREATE OR REPLACE VIEW whatsmeow_audit.truncate_grants AS

@@ -32,7 +32,9 @@ FROM (
     (12, 'audit_access', 'neither PUBLIC nor the application role can read the audit views'),
     (13, 'create_privileges', 'with RLS on, only the owners may CREATE in the store''s schema or TEMPORARY'),
     (14, 'foreign_objects', 'no foreign whatsmeow_ function or look-alike of a built-in in the store''s schema'),
-    (15, 'event_log_grants', 'the application role cannot read the tenant event log, and only the owner change it')
+    (15, 'event_log_grants', 'the application role cannot read the tenant event log, and only the owner change it'),
+    (16, 'foreign_tables', 'every whatsmeow_ table in the store''s schema is one of the package''s'),
+    (17, 'table_objects', 'no foreign trigger, rule, policy or foreign key on a store table, unless allowed by name')
 ) AS c (position, name, description);
 
 CREATE OR REPLACE VIEW whatsmeow_audit.findings AS
@@ -124,7 +126,20 @@ SELECT
     'event_log_grants' AS "check",
     f.object,
     f.problem
-FROM whatsmeow_audit.event_log_grants AS f;
+FROM whatsmeow_audit.event_log_grants AS f
+UNION ALL
+SELECT
+    'foreign_tables' AS "check",
+    f.object,
+    f.problem
+FROM whatsmeow_audit.foreign_tables AS f
+UNION ALL
+SELECT
+    'table_objects' AS "check",
+    f.object,
+    f.problem
+FROM whatsmeow_audit.table_objects AS f
+WHERE NOT f.allowed;
 
 CALL whatsmeow_audit.restrict_access();
 

@@ -35,10 +35,14 @@ BEGIN
         c.relnamespace = (SELECT n.oid FROM pg_namespace AS n WHERE n.nspname = store)
         AND c.relkind IN ('r', 'p')
         AND NOT c.relispartition
-        AND starts_with(c.relname::TEXT, 'whatsmeow_')
-        AND EXISTS (
-            SELECT FROM pg_attribute AS a
-            WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped
+        -- The package's tenant tables by name: a table someone else put here is
+        -- never covered or granted. tests/test_tenant_tables.py keeps every copy equal.
+        AND c.relname IN (
+            'whatsmeow_device', 'whatsmeow_identity_keys', 'whatsmeow_pre_keys', 'whatsmeow_sessions',
+            'whatsmeow_sender_keys', 'whatsmeow_app_state_sync_keys', 'whatsmeow_app_state_version',
+            'whatsmeow_app_state_mutation_macs', 'whatsmeow_contacts', 'whatsmeow_chat_settings',
+            'whatsmeow_message_secrets', 'whatsmeow_privacy_tokens', 'whatsmeow_nct_salt', 'whatsmeow_lid_map',
+            'whatsmeow_event_buffer', 'whatsmeow_retry_buffer'
         );
     IF tenant_tables IS NULL THEN
         RAISE EXCEPTION USING
@@ -50,7 +54,8 @@ BEGIN
 
     FOREACH tenant_table IN ARRAY tenant_tables LOOP
         -- Permissive policies are OR-ed together, so any other one would widen what a
-        -- tenant sees; restrictive ones only narrow it and may stay.
+        -- tenant sees. A restrictive one only narrows it, but runs as whoever reads:
+        -- it may stay only once the owner allows it by name (below).
         SELECT string_agg(p.polname, ', ' ORDER BY p.polname) INTO widening
         FROM pg_policy AS p
         WHERE p.polrelid = tenant_table AND p.polpermissive AND p.polname <> 'whatsmeow_tenant_isolation';
@@ -61,7 +66,15 @@ BEGIN
                                  tenant_table, widening),
                 HINT = 'Drop them or make them AS RESTRICTIVE, then run this again.';
         END IF;
+    END LOOP;
 
+    -- Nothing the package did not create may sit on its tables (stores at v1003 and
+    -- later, which keep the owner's allow-list): it would run as this role.
+    IF to_regprocedure(format('%I.whatsmeow_refuse_foreign_table_objects()', store)) IS NOT NULL THEN
+        EXECUTE format('SELECT %I.whatsmeow_refuse_foreign_table_objects()', store);
+    END IF;
+
+    FOREACH tenant_table IN ARRAY tenant_tables LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tenant_table);
         IF forced THEN
             EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', tenant_table);

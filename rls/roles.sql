@@ -56,6 +56,11 @@ DECLARE
 BEGIN
     -- Built-ins from pg_catalog alone, as in enable.sql.
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', TRUE);
+    -- Nothing the package did not create may sit on its tables (stores at v1003 and
+    -- later, which keep the owner's allow-list): it would run as this role.
+    IF to_regprocedure(format('%I.whatsmeow_refuse_foreign_table_objects()', store)) IS NOT NULL THEN
+        EXECUTE format('SELECT %I.whatsmeow_refuse_foreign_table_objects()', store);
+    END IF;
     app_role := coalesce(nullif(current_setting('whatsmeow.app_role', TRUE), ''), 'whatsmeow_app');
     owner_role := coalesce(nullif(current_setting('whatsmeow.owner_role', TRUE), ''), 'whatsmeow_owner');
     connection_limit := nullif(current_setting('whatsmeow.app_connection_limit', TRUE), '');
@@ -116,9 +121,15 @@ BEGIN
         SELECT
             c.oid::REGCLASS AS name,
             c.relname = 'whatsmeow_version' AS is_version,
-            EXISTS (
-                SELECT FROM pg_attribute AS a
-                WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped
+            c.relname IN ('whatsmeow_tenant_events', 'whatsmeow_allowed_table_objects') AS is_package,
+            -- The package's tenant tables by name: a table someone else put here is
+            -- never covered or granted. tests/test_tenant_tables.py keeps every copy equal.
+            c.relname IN (
+                'whatsmeow_device', 'whatsmeow_identity_keys', 'whatsmeow_pre_keys', 'whatsmeow_sessions',
+                'whatsmeow_sender_keys', 'whatsmeow_app_state_sync_keys', 'whatsmeow_app_state_version',
+                'whatsmeow_app_state_mutation_macs', 'whatsmeow_contacts', 'whatsmeow_chat_settings',
+                'whatsmeow_message_secrets', 'whatsmeow_privacy_tokens', 'whatsmeow_nct_salt', 'whatsmeow_lid_map',
+                'whatsmeow_event_buffer', 'whatsmeow_retry_buffer'
             ) AS is_tenant
         FROM pg_class AS c
         WHERE
@@ -128,6 +139,9 @@ BEGIN
             AND starts_with(c.relname::TEXT, 'whatsmeow_')
         ORDER BY c.relname
     LOOP
+        -- Only the package's own tables change hands: a foreign whatsmeow_ table keeps
+        -- its owner and gains no grant (the audit's foreign_objects reports it).
+        CONTINUE WHEN NOT (relation.is_tenant OR relation.is_version OR relation.is_package);
         EXECUTE format('ALTER TABLE %s OWNER TO %I', relation.name, owner_role);
         EXECUTE format('REVOKE ALL ON TABLE %s FROM %I', relation.name, app_role);
         IF relation.is_tenant THEN
@@ -153,7 +167,10 @@ BEGIN
                 'whatsmeow_prune_candidates(text,interval)',
                 'whatsmeow_prune(text,interval,integer)',
                 'whatsmeow_record_tenant_event(text,text,jsonb)',
-                'whatsmeow_log_device_event()'
+                'whatsmeow_log_device_event()',
+                'whatsmeow_foreign_table_objects()',
+                'whatsmeow_refuse_foreign_table_objects()',
+                'whatsmeow_prune_tenant_events(interval,integer)'
             ]) AS signature
         )
     LOOP

@@ -19,9 +19,13 @@ WHERE
     )
     AND c.relkind IN ('r', 'p')
     AND NOT c.relispartition
-    AND pg_catalog.starts_with(c.relname::TEXT, 'whatsmeow_')
-    AND EXISTS (
-        SELECT FROM pg_catalog.pg_attribute AS a
-        WHERE a.attrelid = c.oid AND a.attname = 'business_id' AND NOT a.attisdropped
+    -- The package's tenant tables by name: a table someone else put here is
+    -- never covered or granted. tests/test_tenant_tables.py keeps every copy equal.
+    AND c.relname IN (
+        'whatsmeow_device', 'whatsmeow_identity_keys', 'whatsmeow_pre_keys', 'whatsmeow_sessions',
+        'whatsmeow_sender_keys', 'whatsmeow_app_state_sync_keys', 'whatsmeow_app_state_version',
+        'whatsmeow_app_state_mutation_macs', 'whatsmeow_contacts', 'whatsmeow_chat_settings',
+        'whatsmeow_message_secrets', 'whatsmeow_privacy_tokens', 'whatsmeow_nct_salt', 'whatsmeow_lid_map',
+        'whatsmeow_event_buffer', 'whatsmeow_retry_buffer'
     )
 ORDER BY c.relname;

@@ -1,5 +1,5 @@
 -- Converts an upstream whatsmeow v15 store in place into the latest multi-tenant
--- schema (v1002), every existing row becoming tenant :business_id, for psql:
+-- schema (v1003), every existing row becoming tenant :business_id, for psql:
 --   psql -v ON_ERROR_STOP=1 -v business_id=acme -f schema/adopt.sql
 -- It runs upgrades/16-adopt-single-tenant-store.sql and the steps after it, as
 -- the applier and Go callers do, in one transaction with the version row: an
@@ -36,8 +36,9 @@ $$;
 \ir ../upgrades/18-multi-tenant-version-line.sql
 \ir ../upgrades/19-retention.sql
 \ir ../upgrades/20-tenant-event-log.sql
+\ir ../upgrades/21-foreign-table-objects-and-event-bounds.sql
 
 DELETE FROM whatsmeow_version;
-INSERT INTO whatsmeow_version (version, compat) VALUES (1002, 1000);
+INSERT INTO whatsmeow_version (version, compat) VALUES (1003, 1000);
 
 COMMIT;

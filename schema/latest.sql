@@ -19,6 +19,6 @@ $$;
 \ir ../upgrades/00-latest-schema.sql
 
 DELETE FROM whatsmeow_version;
-INSERT INTO whatsmeow_version (version, compat) VALUES (1002, 1000);
+INSERT INTO whatsmeow_version (version, compat) VALUES (1003, 1000);
 
 COMMIT;

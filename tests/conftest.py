@@ -12,10 +12,12 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from applier import catalog
@@ -105,3 +107,21 @@ def empty_dsn(new_database) -> str:
 @pytest.fixture(scope="session")
 def psql(pg_cluster) -> Path:
     return pg_cluster.bindir / "psql"
+
+
+@pytest.fixture
+def make_role(db):
+    """A factory of throwaway roles (roles are cluster-wide): make_role('LOGIN') -> name."""
+    names = []
+
+    def make(options: str = "") -> str:
+        name = f"role_{uuid.uuid4().hex[:10]}"
+        db.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)))
+        names.append(name)
+        return name
+
+    yield make
+    db.execute("RESET ROLE")
+    for name in names:
+        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))

@@ -44,6 +44,8 @@ ADDED_COLUMNS = {("whatsmeow_message_secrets", "stored_at")}
 # The tenant event log (upgrades/20-tenant-event-log.sql): a whatsmeow_ table that names its
 # tenant in a column called tenant, so it is the owner's and not a tenant table.
 EVENT_LOG = "whatsmeow_tenant_events"
+# The owner's allow-list of foreign triggers, rules, policies and foreign keys (v1003).
+ALLOWED_OBJECTS = "whatsmeow_allowed_table_objects"
 
 DEVICE_CHILDREN = tuple(t for t in TENANT_TABLES if t not in ("whatsmeow_device", "whatsmeow_lid_map"))
 

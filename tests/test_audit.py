@@ -43,24 +43,6 @@ def foreign_key(conn: psycopg.Connection, table: str) -> str:
                         (table,)).fetchone()[0]
 
 
-@pytest.fixture
-def make_role(db):
-    """A factory of throwaway roles (roles are cluster-wide): make_role('LOGIN') -> name."""
-    names = []
-
-    def make(options: str = "") -> str:
-        name = f"audit_{uuid.uuid4().hex[:10]}"
-        db.execute(sql.SQL("CREATE ROLE {} " + options).format(sql.Identifier(name)))
-        names.append(name)
-        return name
-
-    yield make
-    db.execute("RESET ROLE")
-    for name in names:
-        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-
-
 # ---------------------------------------------------------------------------
 # Clean stores pass
 # ---------------------------------------------------------------------------
@@ -69,7 +51,7 @@ def make_role(db):
 def test_clean_install_passes_the_audit_with_exit_0(db_dsn):
     result = applier("audit", "--dsn", db_dsn)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "result: no findings in 16 checks" in result.stdout
+    assert "result: no findings in 18 checks" in result.stdout
     assert "FAIL" not in result.stdout
 
 
@@ -125,23 +107,25 @@ def test_dropped_foreign_key_leaves_the_table_without_a_cascade_from_the_device(
     assert objects(db, "device_cascade") == ["whatsmeow_sessions"]
 
 
-def test_table_named_whatsmeow_without_business_id_is_a_finding(db, db_dsn):
+def test_a_whatsmeow_table_the_package_did_not_create_is_a_finding_and_no_tenant_table(db, db_dsn):
     db.execute("CREATE TABLE whatsmeow_extra (id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE whatsmeow_keyed (business_id TEXT NOT NULL PRIMARY KEY)")
     result = applier("audit", "--dsn", db_dsn)
     assert result.returncode == 1
-    assert "whatsmeow_extra: has no business_id column" in result.stdout
+    assert "whatsmeow_extra: is not one of the package's tables (owned by postgres)" in result.stdout
+    assert sorted(objects(db, "foreign_tables")) == ["whatsmeow_extra", "whatsmeow_keyed"]
+    assert objects(db, "tenant_keys") == [] and objects(db, "row_security") == []
 
 
 def test_foreign_key_whose_first_pair_is_not_business_id_crosses_tenants(db):
+    db.execute("ALTER TABLE whatsmeow_contacts ADD COLUMN device_business_id TEXT")
     db.execute("""
-        CREATE TABLE whatsmeow_notes (
-            business_id TEXT NOT NULL, device_business_id TEXT, our_jid TEXT,
-            PRIMARY KEY (business_id, our_jid),
-            FOREIGN KEY (device_business_id, our_jid) REFERENCES whatsmeow_device (business_id, jid)
-            ON DELETE CASCADE ON UPDATE CASCADE
-        )""")
+        ALTER TABLE whatsmeow_contacts ADD FOREIGN KEY (device_business_id, our_jid)
+            REFERENCES whatsmeow_device (business_id, jid) ON DELETE CASCADE ON UPDATE CASCADE""")
+    crossing = db.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'whatsmeow_contacts'::regclass "
+                          "AND contype = 'f' AND conkey[1] <> 1").fetchone()[0]
     [(obj, problem)] = findings(db, "tenant_keys")
-    assert obj == f"{foreign_key(db, 'whatsmeow_notes')} on whatsmeow_notes"
+    assert obj == f"{crossing} on whatsmeow_contacts"
     assert "not business_id -> business_id" in problem
     # The same key has no index leading with its columns.
     assert objects(db, "unindexed_foreign_keys") == [obj]
@@ -182,12 +166,11 @@ def test_constraint_left_not_valid_is_a_finding(db):
 
 
 def test_invalid_index_left_by_a_failed_concurrent_build_is_a_finding(db):
-    db.execute("CREATE TABLE whatsmeow_xdup (business_id TEXT NOT NULL, v INTEGER, PRIMARY KEY (business_id, v))")
-    db.execute("ALTER TABLE whatsmeow_xdup DROP CONSTRAINT whatsmeow_xdup_pkey")
-    db.execute("INSERT INTO whatsmeow_xdup VALUES ('acme', 1), ('acme', 1)")
+    db.execute("INSERT INTO whatsmeow_lid_map (business_id, lid, pn) VALUES ('acme', '1a@lid', '1@s'), "
+               "('acme', '1b@lid', '2@s')")
     with pytest.raises(psycopg.errors.UniqueViolation):
-        db.execute("CREATE UNIQUE INDEX CONCURRENTLY whatsmeow_xdup_v_idx ON whatsmeow_xdup (business_id, v)")
-    assert objects(db, "invalid_indexes") == ["whatsmeow_xdup_v_idx on whatsmeow_xdup"]
+        db.execute("CREATE UNIQUE INDEX CONCURRENTLY lid_map_first_idx ON whatsmeow_lid_map (business_id, left(lid, 1))")
+    assert objects(db, "invalid_indexes") == ["lid_map_first_idx on whatsmeow_lid_map"]
 
 
 # ---------------------------------------------------------------------------
@@ -318,7 +301,7 @@ def test_json_lists_every_check_in_order_with_its_findings(db, db_dsn):
     assert set(doc) == {"schema", "version", "ok", "findings", "checks", "information"}
     assert (doc["schema"], doc["version"], doc["ok"], doc["findings"]) == ("public", LATEST_VERSION, False, 1)
     names = [row[0] for row in db.execute('SELECT "check" FROM whatsmeow_audit.checks ORDER BY position')]
-    assert [c["check"] for c in doc["checks"]] == ["builtin_shadows", *names] and len(names) == 15
+    assert [c["check"] for c in doc["checks"]] == ["builtin_shadows", *names] and len(names) == 17
     failing = {c["check"]: [f["object"] for f in c["findings"]] for c in doc["checks"] if c["findings"]}
     assert failing == {"redundant_indexes": ["sessions_prefix_idx on whatsmeow_sessions"]}
     assert set(doc["information"]) == set(audit.INFORMATION)

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 from rls_helpers import APP, OWNER, set_role, sqlstate_of
 from runners import applier
-from store import EVENT_LOG, OUR_JID, TENANT_TABLES, blob, load_queries, params, seed, superseded_history, tenant_rows
+from store import EVENT_LOG, LATEST_VERSION, OUR_JID, TENANT_TABLES, blob, load_queries, params, seed, superseded_history, tenant_rows
 
 from applier import audit, rls, tenant
 from applier.errors import ApplierError
@@ -265,7 +265,7 @@ def test_rename_under_forced_row_level_security_is_refused_for_a_role_bound_by_i
 
 @pytest.mark.parametrize(("version", "compat", "code", "message"), [
     (1001, 1000, 2, "needs v1002"),
-    (1003, 1003, 3, "newer"),
+    (LATEST_VERSION + 1, LATEST_VERSION + 1, 3, "newer"),
 ])
 def test_tenant_commands_refuse_an_older_or_newer_store(db, db_dsn, version, compat, code, message):
     db.execute("UPDATE whatsmeow_version SET version = %s, compat = %s", (version, compat))

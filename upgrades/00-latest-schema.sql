@@ -1,4 +1,4 @@
--- v0 -> v1002 (compatible with v1000+): Latest multi-tenant schema
+-- v0 -> v1003 (compatible with v1000+): Latest multi-tenant schema
 -- Upstream whatsmeow v15 with every table keyed by business_id. Compat 1000
 -- makes unmodified upstream code, which knows far fewer versions, refuse this
 -- database instead of writing rows without a tenant (see
@@ -653,7 +653,10 @@ CREATE TABLE whatsmeow_tenant_events (
     logged_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
     tenant       TEXT        NOT NULL CHECK (whatsmeow_business_id_is_valid(tenant)),
     action       TEXT        NOT NULL CHECK (
-        action IN ('device_added', 'device_removed', 'device_rekeyed', 'import', 'export', 'purge', 'rename')
+        action IN (
+            'device_added', 'device_removed', 'device_rekeyed', 'device_moved', 'import', 'export', 'purge',
+            'rename', 'isolate', 'move'
+        )
     ),
     details      JSONB       NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(details) = 'object'),
     acting_role  TEXT        NOT NULL,
@@ -691,7 +694,8 @@ BEGIN
 END
 $$;
 
--- The device triggers' function. SECURITY DEFINER, because the application role
+-- The device triggers' function. Every text it copies from a device row is cut
+-- at 128 characters (JIDs are far shorter), and says so. SECURITY DEFINER, because the application role
 -- that adds and removes devices may not write the log; its search_path is pinned
 -- below. Inside it CURRENT_USER is the owner, so the role the session acts as
 -- comes from SET ROLE, else the login.
@@ -702,21 +706,41 @@ SECURITY DEFINER
 AS $$
 DECLARE
     acting TEXT := coalesce(nullif(pg_catalog.current_setting('role'), 'none'), SESSION_USER);
+    row_values JSONB;
     changed TEXT[];
 BEGIN
+    IF TG_OP = 'DELETE' THEN
+        row_values := pg_catalog.jsonb_build_object('jid', OLD.jid, 'lid', OLD.lid);
+    ELSE
+        row_values := pg_catalog.jsonb_build_object('jid', NEW.jid, 'lid', NEW.lid);
+    END IF;
+    IF TG_OP = 'UPDATE' AND TG_NAME = 'whatsmeow_device_moved_event' THEN
+        row_values := row_values || pg_catalog.jsonb_build_object(
+            'from_jid', OLD.jid, 'from_business_id', OLD.business_id
+        );
+    END IF;
+    SELECT pg_catalog.jsonb_object_agg(
+        v.key,
+        CASE
+            WHEN pg_catalog.length(v.value) > 128
+                THEN pg_catalog.left(v.value, 128) || pg_catalog.format('… (cut from %s characters)',
+                                                                       pg_catalog.length(v.value))
+            ELSE v.value
+        END
+    ) INTO row_values
+    FROM pg_catalog.jsonb_each_text(row_values) AS v;
+
     IF TG_OP = 'INSERT' THEN
         INSERT INTO whatsmeow_tenant_events (tenant, action, details, acting_role, session_role)
-        VALUES (
-            NEW.business_id, 'device_added', pg_catalog.jsonb_build_object('jid', NEW.jid, 'lid', NEW.lid),
-            acting, SESSION_USER
-        );
+        VALUES (NEW.business_id, 'device_added', row_values, acting, SESSION_USER);
         RETURN NULL;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO whatsmeow_tenant_events (tenant, action, details, acting_role, session_role)
-        VALUES (
-            OLD.business_id, 'device_removed', pg_catalog.jsonb_build_object('jid', OLD.jid, 'lid', OLD.lid),
-            acting, SESSION_USER
-        );
+        VALUES (OLD.business_id, 'device_removed', row_values, acting, SESSION_USER);
+        RETURN NULL;
+    ELSIF TG_NAME = 'whatsmeow_device_moved_event' THEN
+        INSERT INTO whatsmeow_tenant_events (tenant, action, details, acting_role, session_role)
+        VALUES (NEW.business_id, 'device_moved', row_values, acting, SESSION_USER);
         RETURN NULL;
     END IF;
     -- The names of the key columns that changed, never their values.
@@ -733,7 +757,7 @@ BEGIN
     INSERT INTO whatsmeow_tenant_events (tenant, action, details, acting_role, session_role)
     VALUES (
         NEW.business_id, 'device_rekeyed',
-        pg_catalog.jsonb_build_object('jid', NEW.jid, 'lid', NEW.lid, 'changed', pg_catalog.to_jsonb(changed)),
+        row_values || pg_catalog.jsonb_build_object('changed', pg_catalog.to_jsonb(changed)),
         acting, SESSION_USER
     );
     RETURN NULL;
@@ -782,6 +806,221 @@ WHEN (
 )
 EXECUTE FUNCTION whatsmeow_log_device_event();
 
+-- A device whose jid or business_id is updated in place takes its rows along
+-- (ON UPDATE CASCADE): the event names the old and the new value.
+CREATE TRIGGER whatsmeow_device_moved_event
+AFTER UPDATE OF jid, business_id ON whatsmeow_device
+FOR EACH ROW
+WHEN ((old.jid, old.business_id) IS DISTINCT FROM (new.jid, new.business_id))
+EXECUTE FUNCTION whatsmeow_log_device_event();
+
 -- Writing the log is the owner's; a trigger function needs no EXECUTE to fire.
 REVOKE ALL ON FUNCTION whatsmeow_record_tenant_event(TEXT, TEXT, JSONB) FROM public;
 REVOKE ALL ON FUNCTION whatsmeow_log_device_event() FROM public;
+
+-- Triggers, rules, policies and foreign keys on the store's tables that the
+-- package did not create (21-foreign-table-objects-and-event-bounds.sql): the
+-- owner's allow-list, the function that lists them and the one that refuses.
+CREATE TABLE whatsmeow_allowed_table_objects (
+    table_name  TEXT        NOT NULL,
+    kind        TEXT        NOT NULL CHECK (kind IN ('trigger', 'rule', 'policy', 'foreign key')),
+    object_name TEXT        NOT NULL,
+    reason      TEXT        NOT NULL CHECK (reason <> ''),
+    allowed_by  TEXT        NOT NULL DEFAULT current_user,
+    allowed_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+
+    PRIMARY KEY (table_name, kind, object_name)
+);
+
+COMMENT ON TABLE whatsmeow_allowed_table_objects IS
+'triggers, rules, policies and foreign keys on the store''s tables that the owner allows although the package did '
+'not create them; the application role has no privilege on it';
+
+-- Every store table, trigger function and allow-list entry is found through the
+-- functions' pinned search_path (pg_catalog, then the store's schema, set below).
+-- SECURITY DEFINER, so that whoever audits the store may see which objects the
+-- owner allowed; it returns catalog facts only, and every comparison is of
+-- identical built-in types, so no operator but pg_catalog's can match.
+CREATE FUNCTION whatsmeow_foreign_table_objects()
+RETURNS TABLE (
+    table_name TEXT, kind TEXT, object_name TEXT, object_owner TEXT, detail TEXT, allowed BOOLEAN
+)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+AS $$
+    WITH package_tables AS (
+        SELECT c.oid, c.relname::TEXT AS relname, c.relowner
+        FROM pg_catalog.pg_class AS c
+        WHERE
+            c.relnamespace = (
+                SELECT a.relnamespace FROM pg_catalog.pg_class AS a
+                WHERE a.oid = 'whatsmeow_allowed_table_objects'::REGCLASS::OID
+            )
+            AND c.relname IN (
+                'whatsmeow_device', 'whatsmeow_identity_keys', 'whatsmeow_pre_keys', 'whatsmeow_sessions',
+                'whatsmeow_sender_keys', 'whatsmeow_app_state_sync_keys', 'whatsmeow_app_state_version',
+                'whatsmeow_app_state_mutation_macs', 'whatsmeow_contacts', 'whatsmeow_chat_settings',
+                'whatsmeow_message_secrets', 'whatsmeow_privacy_tokens', 'whatsmeow_nct_salt', 'whatsmeow_lid_map',
+                'whatsmeow_event_buffer', 'whatsmeow_retry_buffer',
+                'whatsmeow_version', 'whatsmeow_tenant_events', 'whatsmeow_allowed_table_objects'
+            )
+    ),
+
+    found AS (
+        SELECT
+            t.relname AS table_name,
+            'trigger' AS kind,
+            g.tgname::TEXT AS object_name,
+            pg_catalog.pg_get_userbyid(p.proowner)::TEXT AS object_owner,
+            'runs ' || p.oid::REGPROCEDURE::TEXT AS detail
+        FROM pg_catalog.pg_trigger AS g
+        INNER JOIN package_tables AS t ON g.tgrelid = t.oid
+        INNER JOIN pg_catalog.pg_proc AS p ON g.tgfoid = p.oid
+        WHERE
+            NOT g.tgisinternal
+            -- The package's own device triggers (v1002, v1003).
+            AND NOT (
+                t.relname = 'whatsmeow_device'
+                AND g.tgname IN (
+                    'whatsmeow_device_added_event', 'whatsmeow_device_removed_event',
+                    'whatsmeow_device_rekeyed_event', 'whatsmeow_device_moved_event'
+                )
+                AND p.oid = 'whatsmeow_log_device_event()'::REGPROCEDURE::OID
+            )
+            -- Whoever installed an extension chose its triggers (Citus adds one).
+            AND NOT EXISTS (
+                SELECT FROM pg_catalog.pg_depend AS d
+                WHERE d.classid = 'pg_catalog.pg_proc'::REGCLASS::OID AND d.objid = p.oid AND d.deptype = 'e'
+            )
+        UNION ALL
+        SELECT
+            t.relname,
+            'rule',
+            r.rulename::TEXT,
+            pg_catalog.pg_get_userbyid(t.relowner)::TEXT,
+            'rewrites statements on the table'
+        FROM pg_catalog.pg_rewrite AS r
+        INNER JOIN package_tables AS t ON r.ev_class = t.oid
+        UNION ALL
+        SELECT
+            t.relname,
+            'policy',
+            p.polname::TEXT,
+            pg_catalog.pg_get_userbyid(t.relowner)::TEXT,
+            CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END
+        FROM pg_catalog.pg_policy AS p
+        INNER JOIN package_tables AS t ON p.polrelid = t.oid
+        WHERE p.polname <> 'whatsmeow_tenant_isolation'
+        UNION ALL
+        SELECT
+            t.relname,
+            'foreign key',
+            con.conname::TEXT,
+            pg_catalog.pg_get_userbyid(c.relowner)::TEXT,
+            'from ' || con.conrelid::REGCLASS::TEXT || ', which a delete cascades into'
+        FROM pg_catalog.pg_constraint AS con
+        INNER JOIN package_tables AS t ON con.confrelid = t.oid
+        INNER JOIN pg_catalog.pg_class AS c ON con.conrelid = c.oid
+        WHERE con.contype = 'f' AND con.conrelid NOT IN (SELECT pt.oid FROM package_tables AS pt)
+    )
+
+    SELECT
+        f.table_name,
+        f.kind,
+        f.object_name,
+        f.object_owner,
+        f.detail,
+        EXISTS (
+            SELECT FROM whatsmeow_allowed_table_objects AS a
+            WHERE a.table_name = f.table_name AND a.kind = f.kind AND a.object_name = f.object_name
+        ) AS allowed
+    FROM found AS f
+    ORDER BY f.table_name, f.kind, f.object_name
+$$;
+
+CREATE FUNCTION whatsmeow_refuse_foreign_table_objects()
+RETURNS VOID
+LANGUAGE plpgsql
+STABLE
+AS $$
+DECLARE
+    found TEXT[];
+BEGIN
+    SELECT pg_catalog.array_agg(
+        pg_catalog.format('%s %I on %s (owned by %I): %s', f.kind, f.object_name, f.table_name, f.object_owner,
+                          f.detail)
+        ORDER BY f.table_name, f.kind, f.object_name
+    ) INTO found
+    FROM whatsmeow_foreign_table_objects() AS f
+    WHERE NOT f.allowed;
+    IF found IS NOT NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = pg_catalog.format(
+                'refusing to run: %s object(s) on the store''s tables were not created by the package '
+                'and would run with the rights of whoever changes those tables',
+                pg_catalog.cardinality(found)
+            ),
+            DETAIL = pg_catalog.array_to_string(found, E'\n'),
+            HINT = 'Drop each one (DROP TRIGGER name ON table, DROP RULE, DROP POLICY, or ALTER TABLE ... DROP '
+            'CONSTRAINT), or, as the store''s owner, allow it by name: INSERT INTO whatsmeow_allowed_table_objects '
+            '(table_name, kind, object_name, reason) VALUES (...).';
+    END IF;
+END
+$$;
+
+-- As for whatsmeow_set_tenant: pg_catalog, then the store's own schema, where
+-- nobody but the owner may create objects once `rls roles` has run.
+DO $$
+BEGIN
+    EXECUTE pg_catalog.format(
+        'ALTER FUNCTION %I.whatsmeow_foreign_table_objects() SET search_path = pg_catalog, %I, pg_temp',
+        pg_catalog.current_schema(),
+        pg_catalog.current_schema()
+    );
+    EXECUTE pg_catalog.format(
+        'ALTER FUNCTION %I.whatsmeow_refuse_foreign_table_objects() SET search_path = pg_catalog, %I, pg_temp',
+        pg_catalog.current_schema(),
+        pg_catalog.current_schema()
+    );
+END
+$$;
+
+-- Events older than the given age, at most batch_size of them, oldest first;
+-- returns how many went. The caller commits between batches.
+CREATE FUNCTION whatsmeow_prune_tenant_events(older_than INTERVAL, batch_size INTEGER)
+RETURNS BIGINT
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    removed BIGINT;
+BEGIN
+    IF older_than IS NULL OR older_than <= INTERVAL '0' OR batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'whatsmeow_prune_tenant_events needs a positive age and a batch size of at least 1';
+    END IF;
+    DELETE FROM whatsmeow_tenant_events
+    WHERE id IN (
+        SELECT e.id FROM whatsmeow_tenant_events AS e
+        WHERE e.logged_at < pg_catalog.now() - older_than
+        ORDER BY e.id
+        LIMIT batch_size
+    );
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END
+$$;
+
+DO $$
+BEGIN
+    EXECUTE pg_catalog.format(
+        'ALTER FUNCTION %I.whatsmeow_prune_tenant_events(INTERVAL, INTEGER) SET search_path = pg_catalog, %I, pg_temp',
+        pg_catalog.current_schema(),
+        pg_catalog.current_schema()
+    );
+END
+$$;
+
+REVOKE ALL ON FUNCTION whatsmeow_prune_tenant_events(INTERVAL, INTEGER) FROM public;

@@ -76,6 +76,9 @@ def print_report(doc: dict, limit: int = 10) -> None:
     enabled = sum(r["enabled"] for r in rls)
     forced = sum(r["forced"] for r in rls)
     print(f"  row-level security: enabled on {enabled} of {len(rls)} tenant tables, forced on {forced}")
+    for row in info["allowed_table_objects"]["rows"]:
+        print(f"  allowed by the owner: {row['kind']} {row['object_name']} on {row['table_name']} "
+              f"(owned by {row['object_owner']}, {row['detail']})")
     for row in info["privileged_roles"]["rows"]:
         print(f"  login role {row['role_name']} reads every tenant's rows: {row['reason']}")
     for row in info["connections"]["rows"][:limit]:

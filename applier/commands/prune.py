@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from applier.database import open_database, read_state
+from applier.database import open_database, read_state, refuse_foreign_table_objects
 from applier.errors import EXIT_OK, ApplierError
 from applier.prune import candidates, check_store, parse_horizon, prune
 
@@ -15,6 +15,7 @@ def run(args) -> int:
         raise ApplierError(f"invalid --batch-size {args.batch_size}: must be a positive number of rows")
     with open_database(args.dsn, quiet=args.quiet) as conn:
         check_store(read_state(conn))
+        refuse_foreign_table_objects(conn)
         if args.business_id is not None and not conn.execute(
                 "SELECT whatsmeow_business_id_is_valid(%s)", (args.business_id,)).fetchone()[0]:
             raise ApplierError(f"invalid business_id {args.business_id!r}: must be 1 to 64 characters of "

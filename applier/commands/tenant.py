@@ -9,7 +9,7 @@ import sys
 
 from applier import citus_tenants
 from applier.commands import tenant_io
-from applier.database import open_database, read_state
+from applier.database import open_database, read_state, refuse_foreign_table_objects
 from applier.errors import EXIT_OK, ApplierError
 from applier.tenant import (
     check_business_id,
@@ -238,4 +238,5 @@ ACTIONS = {"list": run_list, "purge": run_purge, "rename": run_rename, "isolate"
 def run(args) -> int:
     with open_database(args.dsn, quiet=args.quiet or getattr(args, "json", False)) as conn:
         check_store(read_state(conn))
+        refuse_foreign_table_objects(conn)
         return ACTIONS[args.action](args, conn)
