@@ -63,7 +63,7 @@ GENERIC_PLAN_REFUSED = {
     "migratePNToLIDSessionsQuery", "migratePNToLIDIdentityKeysQuery", "migratePNToLIDSenderKeysQuery",
 }
 FOREIGN_KEYS = 14
-DEVICE_TRIGGERS = 3  # the tenant event log's, which the distribution script drops
+DEVICE_TRIGGERS = 4  # the tenant event log's, which the distribution script drops
 
 
 def _citus_missing(bindir: Path) -> str | None:
@@ -502,9 +502,10 @@ def test_audit_holds_on_the_distributed_store_and_shows_the_distribution(store):
     rows = info["distribution"]["rows"]
     kinds = {(r["table_type"], r["distribution_column"], r["shards"], r["nodes"]) for r in rows}
     assert kinds == {("distributed", "business_id", 32, 2), ("reference", None, 1, 3), ("local", None, 0, 0)}
-    assert len(rows) == 18
-    # The tenant event log stays on the coordinator (docs/tenants.md).
-    assert [r["table_name"] for r in rows if r["table_type"] == "local"] == ["whatsmeow_tenant_events"]
+    assert len(rows) == 19
+    # The tenant event log and the owner's allow-list of table objects stay on the coordinator (docs/tenants.md).
+    assert sorted(r["table_name"] for r in rows if r["table_type"] == "local") == [
+        "whatsmeow_allowed_table_objects", "whatsmeow_tenant_events"]
     assert {r["business_id"]: r["total_rows"] for r in info["tenants"]["rows"]} == {A: 16, B: 16}
     # Read through the distributed tables, so they are the shards' rows.
     assert all(r["total_bytes"] > 0 for r in info["tenants"]["rows"])
@@ -671,9 +672,6 @@ def test_a_tenant_is_imported_into_a_distributed_store_and_exported_byte_for_byt
 # in this order, each on what the one before left.
 
 BIG_INDEX_MACS = 8  # about 340 mutation MAC rows
-# The event log accepts 'isolate' and 'move' from the store version that adds them to its CHECK.
-EVENTS_LOGGED = pytest.mark.xfail(LATEST_VERSION < 1003, strict=True,
-                                  reason="the tenant event log of this store version does not accept isolate and move")
 
 
 def _shard_of(conn: psycopg.Connection, tenant: str, table: str = "whatsmeow_device") -> tuple[int, str]:
@@ -924,7 +922,6 @@ def test_tenant_list_shows_each_tenants_node_and_its_load(big):
     assert big["target"] in line and f"{tenants[A]['placement']['shard']}*" in line
 
 
-@EVENTS_LOGGED
 def test_the_event_log_records_the_isolate_and_the_move(big):
     with psycopg.connect(big["dsn"], autocommit=True) as conn:
         events = conn.execute("SELECT action, details ->> 'transfer' FROM whatsmeow_tenant_events "
