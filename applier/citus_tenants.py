@@ -119,14 +119,24 @@ def groups(conn: psycopg.Connection, business_id: str) -> list[Group]:
 
 
 def transfer_mode(conn: psycopg.Connection, *, split: bool = False) -> tuple[str, str]:
-    """The shard transfer mode Citus is given, and why: logical replication when every worker allows it. A split
-    decodes the changes with Citus's own output plugin, which PostgreSQL 15.19 and later (and the other majors'
-    releases of that date) accept only when `output_plugin_libraries` names it; a move decodes with pgoutput."""
+    """The shard transfer mode Citus is given, and why: logical replication when the tables have no row-level
+    security and every worker allows it. A split decodes the changes with Citus's own output plugin, which
+    PostgreSQL 15.19 and later (and the other majors' releases of that date) accept only when
+    `output_plugin_libraries` names it; a move decodes with pgoutput."""
     rows = conn.execute(
         "SELECT w.nodename || ':' || w.nodeport, w.result, p.result FROM run_command_on_workers('SHOW wal_level') AS w "
         "JOIN run_command_on_workers($$SELECT coalesce(current_setting('output_plugin_libraries', TRUE), 'citus')$$) "
         "AS p USING (nodename, nodeport)"
     ).fetchall()
+    secured = conn.execute("SELECT count(*) FROM pg_class WHERE oid = ANY(%s::REGCLASS[]) AND relrowsecurity",
+                           ([t.name for t in tenant_tables(conn)],)).fetchone()[0]
+    if secured:
+        # PostgreSQL's apply worker refuses every change to a table with row-level security on ("cannot replicate
+        # into relation with row-level security enabled") for the role Citus subscribes as; a change made during
+        # the copy would then stall the operation until citus.logical_replication_timeout.
+        return BLOCK_WRITES, ("block_writes (row-level security is on, and logical replication cannot apply "
+                              "changes to its tables: writes to the shards being copied wait until the copy is "
+                              "done)")
     lacking = [node for node, level, _ in rows if level != "logical"]
     if lacking:
         return BLOCK_WRITES, (f"block_writes (wal_level is not logical on {', '.join(lacking)}: writes to the "

@@ -781,7 +781,7 @@ def test_isolate_and_move_refuse_bad_input_with_one_line_and_change_nothing(citu
         shard = _shard_of(conn, A)[0]
     assert f"would split shard {shard} of whatsmeow_device" in dry_run
     assert "would give 1 rows of whatsmeow_device a shard of their own" in dry_run
-    assert "transfer: logical replication" in dry_run
+    assert "transfer: block_writes (row-level security is on" in dry_run
     # Plain PostgreSQL: the same one line, whatever the tenant.
     with psycopg.connect(db_dsn, autocommit=True) as conn:
         seed(conn, A)
@@ -829,7 +829,8 @@ def test_isolate_gives_the_tenant_its_own_shards_and_every_query_stays_on_one_sh
     big["figures"]["isolate_seconds"] = round(time.monotonic() - started, 2)
     assert result.returncode == 0, result.stderr
     done = json.loads(result.stdout)
-    assert done["transfer"] == "logical" and len(done["groups"]) == 1
+    # Row-level security is forced, and logical replication cannot apply changes to such tables.
+    assert done["transfer"] == "block_writes" and len(done["groups"]) == 1
     assert done["groups"][0]["tables"] == len(TENANT_TABLES)
     with psycopg.connect(big["dsn"], autocommit=True) as conn:
         assert _tenant_placement(conn, A) == {(big["source"], True)}
@@ -848,26 +849,29 @@ def test_isolate_gives_the_tenant_its_own_shards_and_every_query_stays_on_one_sh
 
 def test_move_takes_the_tenant_to_another_worker_while_another_tenant_keeps_writing(citus, big, owner_login):
     stop = threading.Event()
-    waits: list[float] = []
-    failures: list[str] = []
+    waits: dict[str, list[float]] = {A: [], big["busy"]: []}
+    failures: dict[str, list[str]] = {A: [], big["busy"]: []}
 
-    def write() -> None:
+    def write(tenant: str) -> None:
+        """The busy tenant adds a session per write; the moving tenant rewrites its own with the same bytes."""
         with citus.connect(user=APP_LOGIN, dbname="whatsmeow_placement") as conn:
             i = 0
             while not stop.is_set() and i < 20000:
                 i += 1
+                values = {**params(tenant), "their_id": f"1555{i:07d}:1"} if tenant != A else params(A)
                 began = time.monotonic()
                 try:
                     with conn.transaction():
-                        conn.execute("SELECT whatsmeow_set_tenant(%s)", (big["busy"],))
-                        QUERIES["putSessionQuery"].run(conn, {**params(big["busy"]), "their_id": f"1555{i:07d}:1"})
+                        conn.execute("SELECT whatsmeow_set_tenant(%s)", (tenant,))
+                        QUERIES["putSessionQuery"].run(conn, values)
                 except psycopg.Error as exc:
-                    failures.append(str(exc))
-                waits.append(time.monotonic() - began)
+                    failures[tenant].append(str(exc))
+                waits[tenant].append(time.monotonic() - began)
                 time.sleep(0.01)
 
-    writer = threading.Thread(target=write)
-    writer.start()
+    writers = [threading.Thread(target=write, args=(tenant,)) for tenant in waits]
+    for writer in writers:
+        writer.start()
     try:
         time.sleep(0.3)
         started = time.monotonic()
@@ -877,13 +881,17 @@ def test_move_takes_the_tenant_to_another_worker_while_another_tenant_keeps_writ
         time.sleep(0.3)
     finally:
         stop.set()
-        writer.join(timeout=30)
+        for writer in writers:
+            writer.join(timeout=30)
     assert result.returncode == 0, result.stderr
-    assert "transfer: logical replication" in result.stdout
-    assert failures == [] and len(waits) > 10
-    big["figures"]["writes_during_move"] = len(waits)
-    big["figures"]["longest_write_wait_seconds"] = round(max(waits), 3)
+    assert "transfer: block_writes" in result.stdout
+    assert failures == {A: [], big["busy"]: []} and min(len(w) for w in waits.values()) > 10
+    big["figures"].update(move_writes=len(waits[big["busy"]]),
+                          other_tenant_longest_write_wait_seconds=round(max(waits[big["busy"]]), 3),
+                          moving_tenant_writes=len(waits[A]),
+                          moving_tenant_longest_write_wait_seconds=round(max(waits[A]), 3))
     print(f"\nbig tenant ({big['a_rows']} rows): {big['figures']}")
+    waits = waits[big["busy"]]
     assert max(waits) < 5
     with psycopg.connect(big["dsn"], autocommit=True) as conn:
         assert _tenant_placement(conn, A) == {(big["target"], True)}
@@ -922,8 +930,51 @@ def test_tenant_list_shows_each_tenants_node_and_its_load(big):
     assert big["target"] in line and f"{tenants[A]['placement']['shard']}*" in line
 
 
-def test_the_event_log_records_the_isolate_and_the_move(big):
+def test_without_row_level_security_the_tenant_moves_back_with_logical_replication_while_it_writes(citus, big,
+                                                                                                   owner_login):
+    _check(applier("rls", "disable", "--dsn", big["dsn"]))
+    stop = threading.Event()
+    waits: list[float] = []
+    failures: list[str] = []
+
+    def write() -> None:
+        with citus.connect(user=APP_LOGIN, dbname="whatsmeow_placement") as conn:
+            while not stop.is_set() and len(waits) < 20000:
+                began = time.monotonic()
+                try:
+                    with conn.transaction():
+                        QUERIES["putSessionQuery"].run(conn, params(A))  # the same bytes again
+                except psycopg.Error as exc:
+                    failures.append(str(exc))
+                waits.append(time.monotonic() - began)
+                time.sleep(0.01)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        result = applier("tenant", "move", "--business-id", A, "--to-node", big["source"], "--yes", "--json",
+                         "--dsn", big["dsn"])
+        big["figures"]["logical_move_seconds"] = round(time.monotonic() - started, 2)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+        _check(applier("rls", "enable", "--force", "--dsn", big["dsn"]))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["transfer"] == "logical"
+    assert failures == [] and len(waits) > 10
+    big["figures"].update(logical_moving_tenant_writes=len(waits),
+                          logical_moving_tenant_longest_write_wait_seconds=round(max(waits), 3))
+    print(f"\nbig tenant ({big['a_rows']} rows): {big['figures']}")
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        assert _tenant_placement(conn, A) == {(big["source"], True)}
+        assert _answers(conn, tenant_context=False, both_tenants=True) == big["answers"]
+
+
+def test_the_event_log_records_the_isolate_and_the_moves(big):
     with psycopg.connect(big["dsn"], autocommit=True) as conn:
         events = conn.execute("SELECT action, details ->> 'transfer' FROM whatsmeow_tenant_events "
                               "WHERE tenant = %s AND action IN ('isolate', 'move') ORDER BY id", (A,)).fetchall()
-    assert events == [("isolate", "logical"), ("move", "logical")]
+    assert events == [("isolate", "block_writes"), ("move", "block_writes"), ("move", "logical")]
