@@ -112,9 +112,9 @@ FOREIGN KEY (business_id, our_jid) REFERENCES whatsmeow_device (business_id, jid
 -- Tenant event log: no device triggers
 -- ==========================================================================
 -- Citus runs no ordinary trigger on a distributed table (it would fire on the
--- workers, where the log is not). Once distributed, devices added, removed or
--- re-keyed are not logged; the applier's tenant operations still are. The log
--- itself stays a local table on the coordinator.
+-- workers, where the log is not). Once distributed, devices added, removed,
+-- re-keyed or moved are not logged; the applier's tenant operations still are.
+-- The log itself stays a local table on the coordinator.
 DROP TRIGGER IF EXISTS whatsmeow_device_added_event ON whatsmeow_device;
 DROP TRIGGER IF EXISTS whatsmeow_device_removed_event ON whatsmeow_device;
 DROP TRIGGER IF EXISTS whatsmeow_device_rekeyed_event ON whatsmeow_device;

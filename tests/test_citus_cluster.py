@@ -20,6 +20,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -35,6 +37,7 @@ from store import (
     UPSTREAM_VERSION,
     params,
     seed,
+    superseded_history,
     tenant_rows,
 )
 from upstream import digests, make_store, upstream_columns
@@ -85,9 +88,20 @@ class CitusCluster:
         settings = {
             "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off",
             "shared_preload_libraries": "citus", "max_connections": "80",
+            # Shard moves and splits copy rows with logical replication where every node allows it.
+            "wal_level": "logical", "max_replication_slots": "16", "max_wal_senders": "16",
         }
-        self.nodes = {name: Cluster(home / name, bindir, server_user(), settings)
+        self.nodes = {name: Cluster(home / name, bindir, server_user(), dict(settings))
                       for name in ("coordinator", "worker1", "worker2")}
+        # A shard split decodes changes with Citus's own output plugin, which PostgreSQL 15.19 and later take only
+        # from this list; a move uses pgoutput.
+        described = subprocess.run([str(bindir / "postgres"), "--describe-config"], capture_output=True, text=True,
+                                   check=False).stdout
+        trusted = {"output_plugin_libraries": "pgoutput, test_decoding, citus"} if re.search(
+            r"^output_plugin_libraries\t", described, re.M) else {}
+        for node in self.nodes.values():
+            # How a node reaches itself, which a shard split does: its own socket, as the others reach it.
+            node.settings.update(trusted, **{"citus.local_hostname": str(node.socketdir)})
 
     def dsn(self, node: str = "coordinator", user: str = "postgres", dbname: str = DATABASE) -> str:
         return f"host={self.nodes[node].socketdir} port={PORT} user={user} dbname={dbname}"
@@ -663,3 +677,319 @@ def test_a_tenant_is_imported_into_a_distributed_store_and_exported_byte_for_byt
     assert imported.returncode == 0, imported.stderr
     with psycopg.connect(distributed["dsn"]) as conn:
         assert conn.execute("SELECT count(*) FROM whatsmeow_sessions WHERE business_id = 'umbrella'").fetchone()[0]
+
+
+# ==========================================================================
+# Big tenants: isolate, move, placement and load
+# ==========================================================================
+# One store of its own: tenant A with a few hundred rows, a neighbour that hashes into A's shard, and a
+# busy tenant on the same worker in another shard, whose writer runs while A moves. The tests below run
+# in this order, each on what the one before left.
+
+BIG_INDEX_MACS = 8  # about 340 mutation MAC rows
+
+
+def _shard_of(conn: psycopg.Connection, tenant: str, table: str = "whatsmeow_device") -> tuple[int, str]:
+    return conn.execute(
+        "SELECT s.shardid, n.nodename || ':' || n.nodeport FROM pg_dist_shard AS s "
+        "JOIN pg_dist_placement AS pl USING (shardid) JOIN pg_dist_node AS n USING (groupid) "
+        "WHERE s.shardid = get_shard_id_for_distribution_column(%s::REGCLASS, %s::TEXT)", (table, tenant)
+    ).fetchone()
+
+
+def _first_tenant(conn: psycopg.Connection, prefix: str, wanted) -> str:
+    for i in range(500):
+        name = f"{prefix}-{i}"
+        if wanted(_shard_of(conn, name)):
+            return name
+    raise AssertionError(f"no {prefix} tenant found")
+
+
+def _placements(conn: psycopg.Connection) -> list[tuple]:
+    return conn.execute(
+        "SELECT s.logicalrelid::TEXT, s.shardid, s.shardminvalue, s.shardmaxvalue, pl.groupid "
+        "FROM pg_dist_shard AS s JOIN pg_dist_placement AS pl USING (shardid) ORDER BY 2"
+    ).fetchall()
+
+
+def _tenant_placement(conn: psycopg.Connection, tenant: str) -> set[tuple[str, bool]]:
+    """(node, isolated) of the tenant's shard in each tenant table: one pair once it is in one place."""
+    return {row for row in conn.execute(
+        "SELECT n.nodename || ':' || n.nodeport, s.shardminvalue = s.shardmaxvalue "
+        "FROM unnest(%s::TEXT[]) AS t (name) "
+        "JOIN pg_dist_shard AS s ON s.shardid = get_shard_id_for_distribution_column(t.name::REGCLASS, %s::TEXT) "
+        "JOIN pg_dist_placement AS pl USING (shardid) JOIN pg_dist_node AS n USING (groupid)",
+        (list(TENANT_TABLES), tenant))}
+
+
+def _single_shard(conn: psycopg.Connection, tenant: str) -> dict[str, list[int]]:
+    """The catalogue queries that do not run on one shard for the tenant, as its application login."""
+    counts = {}
+    for name, query in sorted(QUERIES.items()):
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT whatsmeow_set_tenant(%s)", (tenant,))
+            values = _values(name, tenant)
+            counts[name] = _task_counts(conn, query.sql, [values[p] for p in query.params])
+    return {name: c for name, c in counts.items() if c != [1]}
+
+
+def _all_rows(conn: psycopg.Connection, tenants: list[str]) -> dict[str, dict]:
+    return {tenant: tenant_rows(conn, tenant) for tenant in tenants}
+
+
+def _track_tenants(citus: CitusCluster, value: str) -> None:
+    """citus_stat_tenants counts on the node that runs a tenant's queries: on every node, as docs/citus.md says."""
+    for name in citus.nodes:
+        with citus.connect(name, dbname="postgres") as conn:
+            conn.execute(f"ALTER SYSTEM SET citus.stat_tenants_track = '{value}'")
+            conn.execute("SELECT pg_reload_conf()")
+
+
+@pytest.fixture(scope="session")
+def big(citus):
+    placed = _install(citus, "whatsmeow_placement")
+    with psycopg.connect(placed["dsn"], autocommit=True) as conn:
+        superseded_history(conn, A, OUR_JID, BIG_INDEX_MACS, collection="critical_block")
+        shard, node = _shard_of(conn, A)
+        neighbour = _first_tenant(conn, "neighbour", lambda found: found[0] == shard)
+        busy = _first_tenant(conn, "busy", lambda found: found[0] != shard and found[1] == node)
+        for tenant in (neighbour, busy):
+            seed(conn, tenant)
+        workers = [f"{citus.nodes[name].socketdir}:{PORT}" for name in ("worker1", "worker2")]
+        rows = sum(len(r) for r in tenant_rows(conn, A).values())
+        answers = _answers(conn, tenant_context=False, both_tenants=True)
+        others = _all_rows(conn, [B, neighbour, busy])
+        mine = tenant_rows(conn, A)
+    assert rows > 300
+    _track_tenants(citus, "all")
+    yield {**placed, "neighbour": neighbour, "busy": busy, "source": node,
+            "target": next(w for w in workers if w != node), "a_rows": rows, "answers": answers, "others": others,
+            "mine": mine, "figures": {}}
+    _track_tenants(citus, "none")
+
+
+def test_isolate_and_move_refuse_bad_input_with_one_line_and_change_nothing(citus, big, db_dsn):
+    coordinator = f"{citus.nodes['coordinator'].socketdir}:{PORT}"
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        before = _placements(conn)
+    refusals = {
+        ("isolate", "--business-id", "nobody", "--yes"): "tenant nobody does not exist",
+        ("isolate", "--business-id", "acme corp", "--yes"): "invalid --business-id",
+        ("isolate", "--business-id", A): "refusing to isolate tenant acme without --yes",
+        ("isolate", "--business-id", A, "--yes", "--lock-timeout", "0"): "invalid --lock-timeout",
+        ("move", "--business-id", A, "--to-node", big["target"], "--yes"): "isolate it first",
+        ("move", "--business-id", A, "--to-node", coordinator, "--isolate", "--yes"): "is not an active worker",
+        ("move", "--business-id", A, "--to-node", "nowhere:5432", "--isolate", "--yes"): "is not a node",
+        ("move", "--business-id", A, "--to-node", "nowhere", "--isolate", "--yes"): "invalid --to-node",
+        ("move", "--business-id", "nobody", "--to-node", big["target"], "--yes"): "does not exist",
+        # Citus connects to the workers as the tables' owner, NOLOGIN as rls/roles.sql creates it.
+        ("isolate", "--business-id", A, "--yes"): f"as the tables' owner {OWNER}, which cannot log in",
+        ("move", "--business-id", A, "--to-node", big["target"], "--isolate", "--yes"): "which cannot log in",
+    }
+    for args, reason in refusals.items():
+        result = applier("tenant", *args, "--dsn", big["dsn"])
+        errors_ = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert (result.returncode, len(errors_)) == (2, 1), (args, result.stderr)
+        assert reason in errors_[0], (args, result.stderr)
+    dry_run = applier("tenant", "isolate", "--business-id", A, "--dsn", big["dsn"]).stderr
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        shard = _shard_of(conn, A)[0]
+    assert f"would split shard {shard} of whatsmeow_device" in dry_run
+    assert "would give 1 rows of whatsmeow_device a shard of their own" in dry_run
+    assert "transfer: block_writes (row-level security is on" in dry_run
+    # Plain PostgreSQL: the same one line, whatever the tenant.
+    with psycopg.connect(db_dsn, autocommit=True) as conn:
+        seed(conn, A)
+    for args in (("isolate", "--business-id", A, "--yes"), ("move", "--business-id", A, "--to-node", "w:5432")):
+        result = applier("tenant", *args, "--dsn", db_dsn)
+        assert result.returncode == 2 and result.stderr.splitlines()[-1].startswith("error: "), result.stderr
+        assert "needs Citus: this database is plain PostgreSQL" in result.stderr
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        assert _placements(conn) == before
+        assert conn.execute("SELECT count(*) FROM whatsmeow_tenant_events WHERE action NOT IN "
+                            "('device_added', 'import')").fetchone() == (0,)
+
+
+@pytest.fixture(scope="session")
+def owner_login(citus, big):
+    """The owner role may log in while these tests copy shards, as docs/citus.md tells the operator."""
+    # In the store's database, from which Citus carries the change to the workers.
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {OWNER} LOGIN")
+    yield
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        conn.execute(f"ALTER ROLE {OWNER} NOLOGIN")
+
+
+def test_an_isolate_that_cannot_take_its_locks_gives_up_and_leaves_the_placements(big, owner_login):
+    with psycopg.connect(big["dsn"], autocommit=True) as conn, psycopg.connect(big["dsn"]) as holder:
+        before = _placements(conn)
+        # What a VACUUM or an index build of the application's holds, for longer than the operation waits.
+        holder.execute("LOCK TABLE whatsmeow_contacts IN SHARE UPDATE EXCLUSIVE MODE")
+        started = time.monotonic()
+        result = applier("tenant", "isolate", "--business-id", A, "--yes", "--lock-timeout", "0.5",
+                         "--dsn", big["dsn"])
+        waited = time.monotonic() - started
+        holder.rollback()
+        assert result.returncode == 2, result.stderr
+        assert "the tenant's placement is unchanged" in result.stderr and "lock timeout" in result.stderr
+        assert waited < 10
+        assert _placements(conn) == before
+        assert tenant_rows(conn, A) == big["mine"]
+
+
+def test_isolate_gives_the_tenant_its_own_shards_and_every_query_stays_on_one_shard(citus, big, owner_login):
+    started = time.monotonic()
+    result = applier("tenant", "isolate", "--business-id", A, "--yes", "--json", "--dsn", big["dsn"])
+    big["figures"]["isolate_seconds"] = round(time.monotonic() - started, 2)
+    assert result.returncode == 0, result.stderr
+    done = json.loads(result.stdout)
+    # Row-level security is forced, and logical replication cannot apply changes to such tables.
+    assert done["transfer"] == "block_writes" and len(done["groups"]) == 1
+    assert done["groups"][0]["tables"] == len(TENANT_TABLES)
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        assert _tenant_placement(conn, A) == {(big["source"], True)}
+        assert _shard_of(conn, big["neighbour"])[0] != _shard_of(conn, A)[0]
+        # Split into the hash values below the tenant's, its own, and those above: two shards more per table.
+        shards = conn.execute("SELECT DISTINCT count(*) FROM pg_dist_shard WHERE logicalrelid::TEXT = ANY(%s) "
+                              "GROUP BY logicalrelid", (list(TENANT_TABLES),)).fetchall()
+        assert shards == [(34,)]
+        assert _answers(conn, tenant_context=False, both_tenants=True) == big["answers"]
+        assert _all_rows(conn, [B, big["neighbour"], big["busy"]]) == big["others"]
+    with citus.connect(user=APP_LOGIN, dbname="whatsmeow_placement") as app_conn:
+        assert _single_shard(app_conn, A) == {}
+    again = applier("tenant", "isolate", "--business-id", A, "--dsn", big["dsn"])
+    assert again.returncode == 0 and "already has its own shards" in again.stderr
+
+
+def test_move_takes_the_tenant_to_another_worker_while_another_tenant_keeps_writing(citus, big, owner_login):
+    stop = threading.Event()
+    waits: dict[str, list[float]] = {A: [], big["busy"]: []}
+    failures: dict[str, list[str]] = {A: [], big["busy"]: []}
+
+    def write(tenant: str) -> None:
+        """The busy tenant adds a session per write; the moving tenant rewrites its own with the same bytes."""
+        with citus.connect(user=APP_LOGIN, dbname="whatsmeow_placement") as conn:
+            i = 0
+            while not stop.is_set() and i < 20000:
+                i += 1
+                values = {**params(tenant), "their_id": f"1555{i:07d}:1"} if tenant != A else params(A)
+                began = time.monotonic()
+                try:
+                    with conn.transaction():
+                        conn.execute("SELECT whatsmeow_set_tenant(%s)", (tenant,))
+                        QUERIES["putSessionQuery"].run(conn, values)
+                except psycopg.Error as exc:
+                    failures[tenant].append(str(exc))
+                waits[tenant].append(time.monotonic() - began)
+                time.sleep(0.01)
+
+    writers = [threading.Thread(target=write, args=(tenant,)) for tenant in waits]
+    for writer in writers:
+        writer.start()
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        result = applier("tenant", "move", "--business-id", A, "--to-node", big["target"], "--yes",
+                         "--dsn", big["dsn"])
+        big["figures"]["move_seconds"] = round(time.monotonic() - started, 2)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "transfer: block_writes" in result.stdout
+    assert failures == {A: [], big["busy"]: []} and min(len(w) for w in waits.values()) > 10
+    big["figures"].update(move_writes=len(waits[big["busy"]]),
+                          other_tenant_longest_write_wait_seconds=round(max(waits[big["busy"]]), 3),
+                          moving_tenant_writes=len(waits[A]),
+                          moving_tenant_longest_write_wait_seconds=round(max(waits[A]), 3))
+    print(f"\nbig tenant ({big['a_rows']} rows): {big['figures']}")
+    waits = waits[big["busy"]]
+    assert max(waits) < 5
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        assert _tenant_placement(conn, A) == {(big["target"], True)}
+        assert _answers(conn, tenant_context=False, both_tenants=True) == big["answers"]
+        others = _all_rows(conn, [B, big["neighbour"], big["busy"]])
+        sessions = others[big["busy"]].pop("whatsmeow_sessions")
+        assert len(sessions) == 1 + len(waits)
+        expected_others = {tenant: dict(rows) for tenant, rows in big["others"].items()}
+        expected_others[big["busy"]].pop("whatsmeow_sessions")
+        assert others == expected_others
+    # The application's login on the new placement: the tenant context and forced row-level security.
+    with citus.connect(user=APP_LOGIN, dbname="whatsmeow_placement") as app_conn:
+        assert _single_shard(app_conn, A) == {}
+        mine = {key: answer for key, answer in big["answers"].items() if key[1] == A}
+        answers = _answers(app_conn, tenant_context=True, both_tenants=False)
+        assert {key: answer for key, answer in answers.items() if key[1] == A} == _without_other(mine)
+        with app_conn.transaction():
+            app_conn.execute("SELECT whatsmeow_set_tenant(%s)", (B,))
+            assert app_conn.execute("SELECT count(*) FROM whatsmeow_app_state_mutation_macs WHERE business_id = %s",
+                                    (A,)).fetchone() == (0,)
+
+
+def test_tenant_list_shows_each_tenants_node_and_its_load(big):
+    listed = applier("tenant", "list", "--json", "--dsn", big["dsn"])
+    assert listed.returncode == 0, listed.stderr
+    tenants = {t["business_id"]: t for t in json.loads(listed.stdout)}
+    assert tenants[A]["placement"]["node"] == big["target"] and tenants[A]["placement"]["isolated"]
+    assert tenants[big["busy"]]["placement"]["node"] == big["source"]
+    assert not tenants[big["busy"]]["placement"]["isolated"]
+    # citus.stat_tenants_track is on for the database: the moved tenant's reads above were counted.
+    assert tenants[A]["load"]["queries_this_period"] + tenants[A]["load"]["queries_last_period"] > 0
+    assert tenants[big["busy"]]["load"]["queries_this_period"] + tenants[big["busy"]]["load"]["queries_last_period"] > 0
+    text = applier("tenant", "list", "--dsn", big["dsn"])
+    assert text.returncode == 0, text.stderr
+    line = next(line for line in text.stdout.splitlines() if line.startswith(A + " "))
+    assert big["target"] in line and f"{tenants[A]['placement']['shard']}*" in line
+
+
+def test_without_row_level_security_the_tenant_moves_back_with_logical_replication_while_it_writes(citus, big,
+                                                                                                   owner_login):
+    _check(applier("rls", "disable", "--dsn", big["dsn"]))
+    stop = threading.Event()
+    waits: list[float] = []
+    failures: list[str] = []
+
+    def write() -> None:
+        with citus.connect(user=APP_LOGIN, dbname="whatsmeow_placement") as conn:
+            while not stop.is_set() and len(waits) < 20000:
+                began = time.monotonic()
+                try:
+                    with conn.transaction():
+                        QUERIES["putSessionQuery"].run(conn, params(A))  # the same bytes again
+                except psycopg.Error as exc:
+                    failures.append(str(exc))
+                waits.append(time.monotonic() - began)
+                time.sleep(0.01)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        result = applier("tenant", "move", "--business-id", A, "--to-node", big["source"], "--yes", "--json",
+                         "--dsn", big["dsn"])
+        big["figures"]["logical_move_seconds"] = round(time.monotonic() - started, 2)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+        _check(applier("rls", "enable", "--force", "--dsn", big["dsn"]))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["transfer"] == "logical"
+    assert failures == [] and len(waits) > 10
+    big["figures"].update(logical_moving_tenant_writes=len(waits),
+                          logical_moving_tenant_longest_write_wait_seconds=round(max(waits), 3))
+    print(f"\nbig tenant ({big['a_rows']} rows): {big['figures']}")
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        assert _tenant_placement(conn, A) == {(big["source"], True)}
+        assert _answers(conn, tenant_context=False, both_tenants=True) == big["answers"]
+
+
+def test_the_event_log_records_the_isolate_and_the_moves(big):
+    with psycopg.connect(big["dsn"], autocommit=True) as conn:
+        events = conn.execute("SELECT action, details ->> 'transfer' FROM whatsmeow_tenant_events "
+                              "WHERE tenant = %s AND action IN ('isolate', 'move') ORDER BY id", (A,)).fetchall()
+    assert events == [("isolate", "block_writes"), ("move", "block_writes"), ("move", "logical")]
