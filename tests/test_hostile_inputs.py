@@ -25,7 +25,8 @@ from psycopg import sql
 from rls_helpers import APP, OWNER
 from runners import applier
 from test_planted_objects import (
-    ATTACKER, OWNER_LOGIN, _ensure_login, _login, attacker_is_superuser, called_builtins, plant, planted_calls,
+    ATTACKER, BODY, OWNER_LOGIN, _ensure_login, _login, attacker_is_superuser, called_builtins, plant,
+    planted_calls,
 )
 from test_tenant_io import sqlite_store, whole_store
 from upstream import make_store
@@ -256,17 +257,8 @@ def test_an_export_into_a_shared_folder_is_created_exclusively_and_readable_by_i
 # Objects on the store's tables that the package did not create
 # ---------------------------------------------------------------------------------------------
 
-ESCALATE = """
-CREATE FUNCTION public.{name}() RETURNS TRIGGER LANGUAGE plpgsql AS $$
-BEGIN
-    BEGIN
-        ALTER ROLE mallory SUPERUSER;
-    EXCEPTION WHEN insufficient_privilege THEN
-        NULL;
-    END;
-    RETURN NULL;
-END
-$$"""
+# A trigger function that counts its calls and tries to take over, as the planted look-alikes do.
+ESCALATE = "CREATE FUNCTION public.{name}() RETURNS TRIGGER LANGUAGE plpgsql AS $$" + BODY + "$$"
 
 
 @pytest.fixture
@@ -277,9 +269,13 @@ def carried_over(db, db_dsn):
         db.execute("INSERT INTO whatsmeow_lid_map (business_id, lid, pn) VALUES (%s, '1@lid', '1@s')", (tenant,))
     rls.create_roles(db)
     db.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+    db.execute("CREATE SEQUENCE public.planted_calls")
+    db.execute("GRANT USAGE, SELECT, UPDATE ON SEQUENCE public.planted_calls TO PUBLIC")
     _ensure_login(db, ATTACKER, APP)
     yield db_dsn
     db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    assert planted_calls(db) == 0, "a planted trigger fired"
+    assert not attacker_is_superuser(db)
 
 
 def test_a_planted_table_with_a_trigger_is_never_adopted_granted_or_fired(db, carried_over):
