@@ -21,7 +21,9 @@ from psycopg import sql
 from applier.errors import ApplierError
 from applier.sqlfile import fresh_install_scratch
 from applier.steps import Step
-from applier.tenancy import EVENT_LOG_ROUTINE, EVENT_PRUNE_ROUTINE, VALIDITY_FUNCTION, ensure_validity_function, step_creating
+from applier.tenancy import (
+    EVENT_LOG_ROUTINE, EVENT_PRUNE_ROUTINE, VALIDITY_FUNCTION, ensure_validity_function, step_creating,
+)
 
 TEMP_SUFFIX = "_online"
 # The package's tables without business_id (the tenant event log, the owner's allow-list of table
@@ -29,7 +31,8 @@ TEMP_SUFFIX = "_online"
 # the conversion, with their routines, oldest first.
 EVENT_LOG = "whatsmeow_tenant_events"
 ALLOWED_OBJECTS = "whatsmeow_allowed_table_objects"
-OWN_TABLES = {EVENT_LOG: EVENT_LOG_ROUTINE, ALLOWED_OBJECTS: EVENT_PRUNE_ROUTINE}  # table -> a routine its step makes
+# Each table, with a routine the step that created it creates too.
+OWN_TABLES = {EVENT_LOG: EVENT_LOG_ROUTINE, ALLOWED_OBJECTS: EVENT_PRUNE_ROUTINE}
 
 
 def own_steps() -> list[tuple[str, Step]]:

@@ -73,10 +73,14 @@ def build_shape(conn: psycopg.Connection, version: int) -> Shape:
     _in_temp(conn, texts)
     if version >= 5:
         # Only upstream's v5 changes rows (device JIDs, which its ON UPDATE CASCADE carries to theirs);
-        # past it the copies' foreign keys would only check, row by row, what the store checks again.
+        # past it the copies' foreign keys would only check, row by row, what the store checks again. At
+        # v15 no step runs on the copies at all, so none of their keys or checks is needed: the store's
+        # check every row the import writes.
+        kinds = ["f"] if version < UPSTREAM_VERSION else ["f", "p", "u", "c"]
         for table, name in conn.execute(
-                "SELECT conrelid::regclass::text, conname::text FROM pg_constraint WHERE contype = 'f' "
-                "AND connamespace = pg_my_temp_schema()").fetchall():
+                "SELECT conrelid::regclass::text, conname::text FROM pg_constraint "
+                "WHERE contype = ANY(%s::\"char\"[]) AND connamespace = pg_my_temp_schema() "
+                "ORDER BY contype = 'f' DESC", (kinds,)).fetchall():
             conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
                 sql.Identifier("pg_temp", table.rsplit(".", 1)[-1]), sql.Identifier(name)))
     return temp_shape(conn)
