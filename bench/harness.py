@@ -36,21 +36,25 @@ def progress(message: str, *, name: str | None = None) -> None:
     print(f"[{time.strftime('%H:%M:%S')} +{elapsed:5.0f}s] {label}{message}", file=sys.stderr, flush=True)
 
 
-def start_cluster(home: Path, settings: dict[str, str] | None = None, *, profile: bool = False) -> Cluster:
-    """A new PostgreSQL in `home`, tuned for benchmarks, started.
+def start_cluster(home: Path, settings: dict[str, str] | None = None, *, defaults: bool = True,
+                  profile: bool = False) -> Cluster:
+    """A new PostgreSQL in home/pg, started.
 
-    Commits do not wait for the disk, so a benchmark is bound by the queries themselves, which is what
-    differs between the configurations it compares. `profile` loads pg_stat_statements, counting
-    nothing until a benchmark sets pg_stat_statements.track. `settings` override the defaults.
+    With `defaults`, tuned for throughput benchmarks: commits do not wait for the disk, so a benchmark is
+    bound by the queries themselves, which is what differs between the configurations it compares.
+    `profile` loads pg_stat_statements, counting nothing until a benchmark sets pg_stat_statements.track.
+    `settings` come last and win.
     """
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    conf = {
-        "shared_buffers": f"{max(128, min(4096, memory // 4 // 2**20))}MB",
-        "synchronous_commit": "off",
-        "max_wal_size": "8GB",
-        "checkpoint_timeout": "30min",
-        "max_connections": "50",
-    }
+    conf: dict[str, str] = {}
+    if defaults:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        conf |= {
+            "shared_buffers": f"{max(128, min(4096, memory // 4 // 2**20))}MB",
+            "synchronous_commit": "off",
+            "max_wal_size": "8GB",
+            "checkpoint_timeout": "30min",
+            "max_connections": "50",
+        }
     if profile:
         conf |= {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "none",
                  "pg_stat_statements.track_planning": "on"}
@@ -60,20 +64,32 @@ def start_cluster(home: Path, settings: dict[str, str] | None = None, *, profile
     return cluster
 
 
-@contextlib.contextmanager
-def temporary_cluster(name: str, settings: dict[str, str] | None = None, *,
-                      profile: bool = False) -> Iterator[tuple[Cluster, Path]]:
-    """A started cluster and its scratch folder, both removed at the end."""
+def new_cluster(name: str, settings: dict[str, str] | None = None, *, defaults: bool = True,
+                profile: bool = False) -> tuple[Cluster, Path]:
+    """A started cluster in a new scratch folder; give both to remove_cluster at the end."""
     workdir = Path(tempfile.mkdtemp(prefix=f"whatsmeow-tenancy-{name}-"))
     workdir.chmod(0o755)  # the server may run as another OS user
-    cluster = None
     try:
-        cluster = start_cluster(workdir, settings, profile=profile)
+        return start_cluster(workdir, settings, defaults=defaults, profile=profile), workdir
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def remove_cluster(cluster: Cluster, workdir: Path) -> None:
+    cluster.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def temporary_cluster(name: str, settings: dict[str, str] | None = None, *, defaults: bool = True,
+                      profile: bool = False) -> Iterator[tuple[Cluster, Path]]:
+    """A started cluster and its scratch folder, both removed at the end."""
+    cluster, workdir = new_cluster(name, settings, defaults=defaults, profile=profile)
+    try:
         yield cluster, workdir
     finally:
-        if cluster:
-            cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_cluster(cluster, workdir)
 
 
 def admin(cluster: Cluster, dbname: str = "postgres") -> psycopg.Connection:
@@ -100,9 +116,9 @@ def machine(cluster: Cluster) -> dict:
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def header(title: str, cluster: Cluster, command: str, *notes: str) -> list[str]:
-    """The top of a results page: title, when and where it was measured, and how to measure it again."""
-    m = machine(cluster)
+def header(title: str, m: dict, command: str, *notes: str) -> list[str]:
+    """The top of a results page: title, when and where it was measured (`m`, from machine()), and the
+    command that measures it again."""
     return [
         f"# {title}",
         "",

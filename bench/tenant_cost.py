@@ -34,7 +34,7 @@ import hotpath
 from applier.embedded import Cluster
 from catalogue import forms
 from data import BID, JID, PN, Shape
-from harness import RESULTS, ROOT, admin, header, postmaster_pid, progress, temporary_cluster
+from harness import RESULTS, ROOT, admin, header, machine, postmaster_pid, progress, temporary_cluster
 from stores import APP_LOGIN, build, copy_database, with_rls
 
 SHAPE = Shape(10, 4, 1000)
@@ -227,7 +227,7 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
     hot = {c.label: c for c in results["hot"]}
     lines = header(
         "What naming the tenant costs a client",
-        cluster, command,
+        machine(cluster), command,
         f"{SHAPE.tenants} tenants x {SHAPE.devices} devices x {SHAPE.peers} peers; {rounds} alternating rounds of "
         f"{duration}s per configuration; medians of the per-round ratios. The machine is shared with other work: "
         "compare ratios within this page, never µs across runs. pg_stat_statements counts (track = top) during "
