@@ -9,8 +9,9 @@ context, and (c0) the same with the tenant context as it was before (the PL/pgSQ
 pinned search_path, SET LOCAL by EXECUTE, and a to_char() stamp), used by a login role in
 whatsmeow_app. Then, in alternating rounds:
   - pipelined: one round trip (pgbench \\startpipeline, one client, -M prepared) of a session
-    lookup alone in (b), of SELECT 1 and the lookup in (b), and of the tenant call and the lookup
-    in (c) and (c0), and of the two set_config() calls the call amounts to and the lookup in (c);
+    lookup alone in (b), of SELECT 1 and the lookup in (b), of the tenant call and the lookup in
+    (b) (the functions installed, no policy), (c) and (c0), and of the two set_config() calls the
+    call amounts to and the lookup in (c);
   - the hot-path transaction of bench/hotpath.py (BEGIN, the tenant call, the message's
     statements, COMMIT; each a round trip; two clients, -M prepared) in (a), (b), (c) and (c0),
     and with BEGIN and the call sent with the first statement;
@@ -86,6 +87,8 @@ SET_CONFIG = (f"SELECT pg_catalog.set_config('app.current_business_id', {BUSINES
 PIPELINED = [
     ("lookup", "the lookup alone, (b)", "tenant", "postgres", []),
     ("select1", "SELECT 1 + the lookup, (b)", "tenant", "postgres", ["SELECT 1;"]),
+    ("call-b", "tenant call + the lookup, (b) with the tenant functions and no policy", "tenant_go", "postgres",
+     [CALL]),
     ("call", "tenant call + the lookup, (c)", "tenant_rls", APP_LOGIN, [CALL]),
     ("call-before", "tenant call + the lookup, (c0) before", "tenant_rls_before", APP_LOGIN, [CALL]),
     ("set_config", "set_config() x2 + the lookup, (c)", "tenant_rls", APP_LOGIN, [SET_CONFIG]),
@@ -163,14 +166,18 @@ def measure(cluster: Cluster, workdir: Path, rounds: int, duration: int, go_iter
     program = go_bin() / "fork-store-tenantdb"
     if program.exists():
         app = f"user={APP_LOGIN}"
-        go_runs = {"pool, (b)": [], "wrapper, (c)": [], "wrapper, (c0) before": []}
+        go_runs = {"pool, (b)": [], "wrapper, (b) with no policy": [], "wrapper, (c)": [],
+                   "wrapper, (c0) before": []}
         for r in range(rounds):
-            go_runs["pool, (b)"].append(go_bench(program, cluster.dsn("tenant_go"), "gobench", False,
+            # The program writes its tenant's device and history first: a new tenant every run.
+            go_runs["pool, (b)"].append(go_bench(program, cluster.dsn("tenant_go"), f"go{r}", False,
                                                  go_iterations))
-            go_runs["wrapper, (c)"].append(go_bench(program, f"{cluster.dsn('tenant_rls')} {app}", "gobench",
+            go_runs["wrapper, (b) with no policy"].append(go_bench(program, cluster.dsn("tenant_go"), f"go{r}w",
+                                                                   True, go_iterations))
+            go_runs["wrapper, (c)"].append(go_bench(program, f"{cluster.dsn('tenant_rls')} {app}", f"go{r}",
                                                     True, go_iterations))
             go_runs["wrapper, (c0) before"].append(go_bench(program, f"{cluster.dsn('tenant_rls_before')} {app}",
-                                                            "gobench", True, go_iterations))
+                                                            f"go{r}", True, go_iterations))
             progress(f"Go round {r + 1}/{rounds}: " + ", ".join(
                 f"{name} {runs[-1]['mean_read']:.0f}/{runs[-1]['mean']:.0f} µs" for name, runs in go_runs.items()))
         results["go"] = {name: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
@@ -222,6 +229,11 @@ def ratio(configs: dict, num: str, den: str) -> tuple[float, list[float]]:
     return statistics.median(per_round), per_round
 
 
+def cpu_ratio(configs: dict, num: str, den: str) -> float:
+    """The denominator's CPU per transaction over the numerator's: above 1 when the numerator costs less."""
+    return statistics.median(d / n for n, d in zip(configs[num].cpu, configs[den].cpu))
+
+
 def report(cluster: Cluster, results: dict, rounds: int, duration: int, command: str) -> str:
     pipe = {c.label: c for c in results["pipelined"]}
     hot = {c.label: c for c in results["hot"]}
@@ -235,20 +247,25 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
         "with a pinned search_path, SET LOCAL through EXECUTE, and a to_char() stamp.",
     )
     lines += ["## One pipelined round trip, one client", "",
-              "| configuration | tps | CPU µs per round trip | vs the lookup alone |", "|---|---:|---:|---:|"]
+              "Ratios are medians of the rounds' ratios to the first row; CPU is the server's and pgbench's.", "",
+              "| configuration | tps | CPU µs per round trip | vs the lookup alone | per round | by CPU |",
+              "|---|---:|---:|---:|---|---:|"]
     for c in results["pipelined"]:
-        r, _ = ratio(pipe, c.label, "lookup")
-        lines.append(f"| {c.title} | {statistics.median(c.tps):,.0f} | {statistics.median(c.cpu):.0f} | {r:.2f} |")
+        r, rounds_ = ratio(pipe, c.label, "lookup")
+        lines.append(f"| {c.title} | {statistics.median(c.tps):,.0f} | {statistics.median(c.cpu):.0f} | {r:.2f} | "
+                     f"{', '.join(f'{x:.2f}' for x in rounds_)} | {cpu_ratio(pipe, c.label, 'lookup'):.2f} |")
     lines += ["", "## The hot-path transaction, two clients", "",
               "One message of bench/hotpath.py (4 to 7 catalogue statements) in one transaction, every statement "
               "a round trip unless said otherwise.", "",
-              "| configuration | messages/s | CPU µs per message | vs (a) | vs (b) |", "|---|---:|---:|---:|---:|"]
+              "| configuration | messages/s | CPU µs per message | vs (a) | per round | by CPU | vs (b) |",
+              "|---|---:|---:|---:|---|---:|---:|"]
     for c in results["hot"]:
         base = "A-pipe" if c.label.endswith("-pipe") else "A"
-        ra, _ = ratio(hot, c.label, base)
+        ra, rounds_ = ratio(hot, c.label, base)
         rb = f"{ratio(hot, c.label, 'B')[0]:.2f}" if not c.label.endswith("-pipe") else ""
         lines.append(f"| {c.title} | {statistics.median(c.tps):,.0f} | {statistics.median(c.cpu):.0f} | "
-                     f"{ra:.2f} | {rb} |")
+                     f"{ra:.2f} | {', '.join(f'{x:.2f}' for x in rounds_)} | {cpu_ratio(hot, c.label, base):.2f} | "
+                     f"{rb} |")
     lines += ["", "## Server time per call at top level (pg_stat_statements)", "",
               "Execution and planning time per call, wall time under the rounds above (it includes waiting for "
               "a core).", "",
