@@ -52,7 +52,8 @@ def check_verifiable(state: StoreState) -> None:
 
 def normalize(snapshot: dict[str, set[tuple]], quoted_schema: str) -> dict[str, set[tuple]]:
     """Take the schema's own name out of the texts that always name it: index and function definitions,
-    and the search_path a function pins."""
+    the search_path a function pins, and the package's functions that a function body calls by their
+    qualified name (whatsmeow_set_tenant names whatsmeow_refuse_tenant so, having no search_path to pin)."""
     prefix = f"{quoted_schema}."
     out = dict(snapshot)
     out["indexes"] = {(t, name, d.replace(f" ON {prefix}", " ON ", 1)) for t, name, d in snapshot["indexes"]}
@@ -60,7 +61,8 @@ def normalize(snapshot: dict[str, set[tuple]], quoted_schema: str) -> dict[str, 
                        for t, name, d in snapshot["triggers"]}
     out["functions"] = {
         (name, args, d.replace(f"FUNCTION {prefix}", "FUNCTION ", 1).replace(f"PROCEDURE {prefix}", "PROCEDURE ", 1)
-         .replace(f"SET search_path TO 'pg_catalog', '{quoted_schema}', ", "SET search_path TO 'pg_catalog', <store>, "))
+         .replace(f"SET search_path TO 'pg_catalog', '{quoted_schema}', ", "SET search_path TO 'pg_catalog', <store>, ")
+         .replace(f"{prefix}whatsmeow_", "<store>.whatsmeow_"))
         for name, args, d in snapshot["functions"]
     }
     return out

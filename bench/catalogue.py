@@ -9,14 +9,9 @@ prepared statement keeps one plan, UPSTREAM_SPELLING puts upstream's text back.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from applier.queries import Query, load_queries  # noqa: E402
+from applier.queries import Query, load_queries
 
 # The catalogue's plan-caching forms (see schema/queries.sql) back to upstream's own text.
 UPSTREAM_SPELLING = (

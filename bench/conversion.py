@@ -10,28 +10,20 @@ a writer updating sessions throughout and reports its longest commit.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from applier.embedded import Cluster
+from applier.upgrade import upgrade
+from applier.upstream_store import upstream_v15_script
+from harness import BENCH, header, machine, progress, temporary_cluster
 
-from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
-from applier.upgrade import upgrade  # noqa: E402
-from applier.upstream_store import upstream_v15_script  # noqa: E402
-
-DATA = Path(__file__).parent / "upstream_data.sql"
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+DATA = BENCH / "upstream_data.sql"
 
 
 def build_store(cluster: Cluster, name: str, rows: int) -> int:
@@ -126,22 +118,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the upstream store (default 1000000)")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-bench-"))
-    workdir.chmod(0o777)
-    cluster = Cluster(workdir / "pg", find_bindir(), server_user())
-    try:
-        cluster.ensure_running()
+    with temporary_cluster("conversion", defaults=False) as (cluster, workdir):
+        workdir.chmod(0o777)
         progress(f"building an upstream v15 store of about {args.rows} rows")
         total = build_store(cluster, "upstream_store", args.rows)
         result = measure(cluster, "upstream_store", workdir)
+        print("\n".join(header("Conversion", machine(cluster), f"bench/conversion.py --rows {args.rows}")))
         print("| rows | dump+restore | offline | offline/dump | online | writer commits | longest writer commit |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         print(f"| {total} | {result['dump_restore_s']:.1f} s | {result['offline_s']:.1f} s | "
               f"{result['offline_s'] / result['dump_restore_s']:.2f}x | {result['online_s']:.1f} s | "
               f"{result['writer_commits']} | {result['writer_stall_s'] * 1000:.0f} ms |")
-    finally:
-        cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

@@ -187,7 +187,8 @@ def tenant_context(results: dict) -> list[str]:
         f"Inside the server, as the application login of (c), medians of {tc['rounds']} alternating rounds "
         f"(PostgreSQL {results['machine']['postgres']}). A session lookup by primary key in a PL/pgSQL loop under "
         "each policy, and `whatsmeow_set_tenant` as the only work of a transaction, net of an empty "
-        f"transaction ({tc['empty_transaction_us']:.1f} µs).",
+        f"transaction ({tc['empty_transaction_us']:.1f} µs). What a client pays for them at top level, "
+        "against the bare store, is in [tenant-cost.md](tenant-cost.md) (`bench/tenant_cost.py`).",
         "",
         "| | earlier: `NULLIF(current_setting(...), '')` | current: `whatsmeow_current_tenant()` | difference |",
         "|---|---:|---:|---:|",

@@ -3,7 +3,7 @@
     .venv/bin/python bench/retention.py      # about three minutes on 2 cores
 
 Starts its own PostgreSQL, writes one device's app-state history with the
-generator the tests use, and measures: the prune (rows/s), a concurrent
+generator of bench/devices.py, and measures: the prune (rows/s), a concurrent
 writer's latency while it runs against the same writer without it, the table's
 bytes before, after VACUUM, and after VACUUM FULL, the same content in an
 upstream v15 table, and what stored_at costs an insert into message secrets.
@@ -12,31 +12,18 @@ Writes bench/results/retention.md.
 
 from __future__ import annotations
 
-import datetime
 import itertools
-import os
-import platform
-import shutil
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from applier.upgrade import upgrade
+from applier.upstream_store import upstream_v15_script
+from devices import SUPERSEDED_VERSIONS, insert_device, superseded_history
+from harness import RESULTS, header, machine, new_cluster, progress, remove_cluster
+from writer import alongside, quantile
 
-from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
-from applier.upgrade import upgrade  # noqa: E402
-from applier.upstream_store import upstream_v15_script  # noqa: E402
-from store import SUPERSEDED_VERSIONS, insert_device, superseded_history  # noqa: E402
-from writer import alongside, quantile  # noqa: E402
-
-RESULTS = BENCH / "results"
 JID = "15550001111:7@s.whatsapp.net"
 VERSIONS = itertools.count(1001)  # new versions, unique across every writer
 INDEX_MACS = 103_500  # about 4.4M rows at 42.5 versions each
@@ -45,7 +32,7 @@ ROUNDS = 5
 
 
 def say(message: str) -> None:
-    print(f"[retention] {message}", file=sys.stderr, flush=True)
+    progress(message, name="retention")
 
 
 def size(conn: psycopg.Connection, table: str) -> int:
@@ -65,10 +52,7 @@ def new_mac_version() -> tuple[str, tuple]:
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-retention-"))
-    home.chmod(0o755)
-    cluster = Cluster(home, find_bindir(), server_user(), {"shared_buffers": "1GB", "max_wal_size": "4GB"})
-    cluster.ensure_running()
+    cluster, home = new_cluster("retention", {"shared_buffers": "1GB", "max_wal_size": "4GB"}, defaults=False)
     lines: list[str] = []
     try:
         with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as admin:
@@ -149,11 +133,7 @@ def main() -> None:
 
         seconds = pruned["seconds"]
         lines += [
-            "# Retention benchmark",
-            "",
-            f"{datetime.date.today()} · PostgreSQL {cluster_version(cluster)} · {platform.machine()}, "
-            f"{os.cpu_count()} CPUs · `bench/retention.py`",
-            "",
+            *header("Retention benchmark", machine(cluster), "bench/retention.py"),
             f"One device, one collection: {INDEX_MACS:,} index MACs set {SUPERSEDED_VERSIONS[0]} or "
             f"{SUPERSEDED_VERSIONS[1]} times each, {rows:,} rows, {1 - INDEX_MACS / rows:.2%} superseded "
             "(upstream PR #1240's proportions).",
@@ -196,16 +176,10 @@ def main() -> None:
             "",
         ]
     finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        remove_cluster(cluster, home)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "retention.md").write_text("\n".join(lines))
     print("\n".join(lines))
-
-
-def cluster_version(cluster: Cluster) -> str:
-    with psycopg.connect(cluster.dsn("postgres")) as conn:
-        return conn.execute("SHOW server_version").fetchone()[0].split()[0]
 
 
 if __name__ == "__main__":

@@ -17,39 +17,24 @@ bench/results/latest.md and bench/results/latest.png.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(BENCH))
-
-import conversion  # noqa: E402
-import hotpath  # noqa: E402
-import report  # noqa: E402
-import sweep  # noqa: E402
-import tenantcontext  # noqa: E402
-import writecost  # noqa: E402
-from applier import rls  # noqa: E402
-from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
-from applier.upgrade import upgrade  # noqa: E402
-from applier.upstream_store import upstream_v15_script  # noqa: E402
-from catalogue import forms  # noqa: E402
-from data import Shape, statements  # noqa: E402
-
-RESULTS = BENCH / "results"
-APP_LOGIN = "bench_app"
+import conversion
+import hotpath
+import report
+import sweep
+import tenantcontext
+import writecost
+from applier.embedded import Cluster
+from catalogue import forms
+from data import Shape
+from harness import RESULTS, ROOT, admin, machine, postmaster_pid, progress, temporary_cluster
+from stores import APP_LOGIN, build, login, with_rls
 
 PRESETS = {
     "default": {"tenants": 20, "devices_per_tenant": 5, "peers_per_device": 1000, "duration": 8},
@@ -57,75 +42,10 @@ PRESETS = {
 }
 SWEEP_PEERS = 500  # peers per device at 1x in the EXPLAIN sweep (4 tenants x 2 devices); 4x has 2000
 
-STARTED = time.monotonic()
-
-
-def progress(message: str) -> None:
-    elapsed = time.monotonic() - STARTED
-    print(f"[{time.strftime('%H:%M:%S')} +{elapsed:5.0f}s] {message}", file=sys.stderr, flush=True)
-
 
 # --------------------------------------------------------------------------
-# The server and the databases
+# The databases
 # --------------------------------------------------------------------------
-
-def start_cluster(workdir: Path) -> Cluster:
-    cluster = Cluster(workdir / "pg", find_bindir(), server_user())
-    cluster.init()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    shared = max(128, min(4096, memory // 4 // 2**20))
-    with open(cluster.datadir / "postgresql.auto.conf", "a", encoding="utf-8") as conf:
-        # Commits do not wait for the disk: the hot path is then bound by the queries
-        # themselves, which is what differs between the configurations.
-        conf.write(f"shared_buffers = '{shared}MB'\nsynchronous_commit = off\nmax_wal_size = '8GB'\n"
-                   "checkpoint_timeout = '30min'\nmax_connections = 50\n"
-                   # Loaded for the per-statement profile, counting nothing until then.
-                   "shared_preload_libraries = 'pg_stat_statements'\npg_stat_statements.track = 'none'\n"
-                   "pg_stat_statements.track_planning = on\n")
-    cluster.ensure_running()
-    return cluster
-
-
-def admin(cluster: Cluster, dbname: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(cluster.dsn(dbname), autocommit=True)
-
-
-def login(cluster: Cluster, dbname: str) -> psycopg.Connection:
-    """A connection as the application's login role."""
-    return psycopg.connect(f"{cluster.dsn(dbname)} user={APP_LOGIN}", autocommit=True)
-
-
-def build(cluster: Cluster, name: str, shape: Shape, tenant: bool) -> None:
-    cluster.ensure_database(name)
-    with admin(cluster, name) as conn:
-        if tenant:
-            upgrade(conn, quiet=True)
-        else:
-            conn.execute(upstream_v15_script())
-        # The generated rows are consistent; checking each foreign key row by row only slows the load.
-        conn.execute("SET session_replication_role = replica")
-        for _, sql in statements(shape, tenant):
-            conn.execute(sql)
-        conn.execute("RESET session_replication_role")
-        conn.execute("VACUUM (ANALYZE)")
-
-
-def copy_database(cluster: Cluster, source: str, name: str) -> None:
-    with admin(cluster) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {source}")
-
-
-def with_rls(cluster: Cluster, source: str, name: str) -> None:
-    """A copy of `source` with RLS forced, and the login role the application uses."""
-    copy_database(cluster, source, name)
-    with admin(cluster, name) as conn:
-        rls.create_roles(conn)
-        rls.enable(conn, force=True)
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_LOGIN,)).fetchone():
-            conn.execute(f"CREATE ROLE {APP_LOGIN} LOGIN IN ROLE whatsmeow_app")
-        conn.execute("VACUUM (ANALYZE)")
-
 
 def rows_and_sizes(cluster: Cluster, name: str) -> tuple[int, int, dict[str, tuple[int, int]]]:
     """(total rows, database bytes, {table: (rows, table + index bytes)})."""
@@ -194,10 +114,6 @@ RATIOS = [
     ("(d) pipelined / (a) not pipelined", "D-pipe", "A-batch", None,
      "pipelined: 1 round trip per message fewer than (a)"),
 ]
-
-
-def postmaster_pid(cluster: Cluster) -> int:
-    return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
 
 
 def hot_path(cluster: Cluster, workdir: Path, shape: Shape, clients: int, duration: int, rounds: int) -> dict:
@@ -318,20 +234,6 @@ def applier_timings(cluster: Cluster) -> dict:
             "fresh_all": fresh}
 
 
-def machine(cluster: Cluster) -> dict:
-    with admin(cluster) as conn:
-        version = conn.execute("SHOW server_version").fetchone()[0]
-        collate = conn.execute("SHOW lc_collate").fetchone()[0]
-        settings = dict(conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
-                                     "('shared_buffers', 'synchronous_commit', 'max_wal_size')").fetchall())
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": memory / 2**30, "postgres": version,
-            "collate": collate, "settings": settings,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
-
 # --------------------------------------------------------------------------
 
 def main() -> int:
@@ -353,11 +255,7 @@ def main() -> int:
                   args.peers_per_device or preset["peers_per_device"])
     duration = args.duration or preset["duration"]
 
-    workdir = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-bench-"))
-    workdir.chmod(0o755)  # the server may run as another OS user
-    cluster = None
-    try:
-        cluster = start_cluster(workdir)
+    with temporary_cluster("bench", profile=True) as (cluster, workdir):
         results: dict = {"preset": args.preset, "shape": shape, "clients": args.clients, "duration": duration,
                          "rounds": args.rounds, "machine": machine(cluster)}
         progress(f"PostgreSQL {results['machine']['postgres']} in {workdir}; loading {shape.tenants} tenants x "
@@ -415,10 +313,6 @@ def main() -> int:
         args.output.mkdir(parents=True, exist_ok=True)
         report.write(results, args.output / "latest.md", args.output / "latest.png")
         progress(f"wrote {args.output / 'latest.md'} and {args.output / 'latest.png'}")
-    finally:
-        if cluster:
-            cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 

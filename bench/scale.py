@@ -4,8 +4,8 @@
 
 The same total rows every time: 10,000 devices of 10 peers each (about 1.3M
 rows), split into 10 tenants of 1,000 devices, 1,000 of 10, or 10,000 of 1.
-Each size gets its own PostgreSQL, loaded by the benchmark's harness (bench/run.py)
-into (a) upstream and (b) multi-tenant stores and (c) a copy of (b) with
+Each size gets its own PostgreSQL (bench/harness.py), loaded as by the main benchmark
+(bench/stores.py) into (a) upstream and (b) multi-tenant stores and (c) a copy of (b) with
 row-level security forced; the hot path runs as in the main benchmark (3
 alternating rounds) and `audit --json` is timed on (b). Writes
 bench/results/scale.md.
@@ -14,18 +14,16 @@ bench/results/scale.md.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-import run as harness  # noqa: E402  (bench/ is on sys.path when run as a script)
+import run
 from data import Shape
+from harness import RESULTS, ROOT, admin, header, machine, progress, temporary_cluster
+from stores import build, with_rls
 
-RESULTS = harness.RESULTS
 DEVICES = 10_000
 PEERS = 10
 SIZES = (10, 1_000, 10_000)
@@ -36,50 +34,38 @@ AUDITS = 2
 
 def measure(tenants: int) -> dict:
     shape = Shape(tenants, DEVICES // tenants, PEERS)
-    workdir = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-scale-"))
-    workdir.chmod(0o755)
-    cluster = None
-    try:
-        cluster = harness.start_cluster(workdir)
-        harness.progress(f"{tenants} tenants x {shape.devices} devices x {PEERS} peers: loading")
-        harness.build(cluster, "upstream", shape, tenant=False)
-        harness.build(cluster, "tenant", shape, tenant=True)
-        harness.with_rls(cluster, "tenant", "tenant_rls")
-        rows, _, _ = harness.rows_and_sizes(cluster, "tenant")
+    with temporary_cluster("scale", profile=True) as (cluster, workdir):
+        progress(f"{tenants} tenants x {shape.devices} devices x {PEERS} peers: loading")
+        build(cluster, "upstream", shape, tenant=False)
+        build(cluster, "tenant", shape, tenant=True)
+        with_rls(cluster, "tenant", "tenant_rls")
+        rows, _, _ = run.rows_and_sizes(cluster, "tenant")
         for name in ("upstream", "tenant", "tenant_rls"):
-            with harness.admin(cluster, name) as conn:
+            with admin(cluster, name) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        hot = harness.hot_path(cluster, workdir, shape, 4, DURATION, ROUNDS)
+        hot = run.hot_path(cluster, workdir, shape, 4, DURATION, ROUNDS)
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("PG")}
         audits = []
         for _ in range(AUDITS):
             started = time.monotonic()
             subprocess.run([sys.executable, "-m", "applier", "audit", "--json", "--quiet", "--dsn",
-                            cluster.dsn("tenant")], cwd=harness.ROOT, env=env, capture_output=True, check=False)
+                            cluster.dsn("tenant")], cwd=ROOT, env=env, capture_output=True, check=False)
             audits.append(time.monotonic() - started)
         configs = {c.label: c for c in hot["configs"]}
         return {
-            "tenants": tenants, "devices": shape.devices, "rows": rows,
+            "tenants": tenants, "devices": shape.devices, "rows": rows, "machine": machine(cluster),
             "ratios": {r["label"]: r["ratio"] for r in hot["ratios"]},
             "tps": {label: statistics.median(c.tps) for label, c in configs.items()},
             "p99": {label: statistics.median(c.p99) for label, c in configs.items()},
             "audit_s": min(audits),
         }
-    finally:
-        if cluster:
-            cluster.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> None:
     results = [measure(tenants) for tenants in SIZES]
-    machine_line = f"{time.strftime('%Y-%m-%d')} · {os.cpu_count()} CPUs · `bench/scale.py`"
     labels = list(results[0]["ratios"])
     lines = [
-        "# Tenants at scale",
-        "",
-        machine_line,
-        "",
+        *header("Tenants at scale", results[0]["machine"], "bench/scale.py"),
         f"{DEVICES:,} devices of {PEERS} peers each in every run, split into more or fewer tenants; the hot path "
         f"as in the main benchmark ({ROUNDS} alternating rounds of {DURATION} s, 4 clients, medians), and "
         "`audit --json` on (b), the faster of two runs.",

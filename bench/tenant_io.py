@@ -22,33 +22,23 @@ Writes bench/results/tenant-io.md. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
-
-from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
-from applier.upgrade import upgrade  # noqa: E402
-from applier.upstream_store import TABLES, upstream_v15_script  # noqa: E402
+from applier.embedded import Cluster
+from applier.upgrade import upgrade
+from applier.upstream_store import TABLES, upstream_v15_script
+from harness import BENCH, RESULTS, ROOT, header, machine, new_cluster, progress, remove_cluster
 
 DATA = BENCH / "upstream_data.sql"
-RESULTS = BENCH / "results"
 
 
 def say(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    progress(message, name="tenant-io")
 
 
 def database(cluster: Cluster, name: str, template: str = "template0") -> str:
@@ -90,11 +80,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-tenant-io-"))
+    cluster, home = new_cluster("tenant-io", {"shared_buffers": "512MB", "max_wal_size": "4GB"}, defaults=False)
     home.chmod(0o777)
-    cluster = Cluster(home / "pg", find_bindir(), server_user(), {"shared_buffers": "512MB", "max_wal_size": "4GB"})
     try:
-        cluster.ensure_running()
         say(f"building an upstream v15 store of about {args.rows} rows")
         source = database(cluster, "source")
         with psycopg.connect(source, autocommit=True) as conn:
@@ -103,7 +91,7 @@ def main() -> int:
             conn.execute(DATA.read_text())
             conn.execute("VACUUM ANALYZE")
             rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
-            server = conn.execute("SHOW server_version").fetchone()[0]
+        server = machine(cluster)
         # The same rows as a v14 store: imported through temporary tables and upstream's step 15.
         older = database(cluster, "source_v14", "source")
         with psycopg.connect(older, autocommit=True) as conn:
@@ -147,12 +135,11 @@ def main() -> int:
         best = {name: min(values) for name, values in times.items()}
         report(rows, best, times, args.rounds, server, args.rows)
     finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        remove_cluster(cluster, home)
     return 0
 
 
-def report(rows: int, best: dict[str, float], times: dict[str, list[float]], rounds: int, server: str,
+def report(rows: int, best: dict[str, float], times: dict[str, list[float]], rounds: int, server: dict,
            asked: int) -> None:
     def line(name: str, what: str, baseline: str | None) -> str:
         rate = rows / best[name]
@@ -161,11 +148,9 @@ def report(rows: int, best: dict[str, float], times: dict[str, list[float]], rou
         return f"| {what} | {best[name]:.2f} | {rate:,.0f} | {ratio} | {runs} |"
 
     lines = [
-        "# tenant import and export against a plain COPY",
-        "",
-        f"{datetime.date.today().isoformat()}, PostgreSQL {server} on {platform.machine()}, {os.cpu_count()} cores, one store of {rows:,} rows (bench/upstream_data.sql): "
-        f"best of {rounds} runs; `bench/tenant_io.py --rows {asked} --rounds {rounds}`.",
-        "",
+        *header("tenant import and export against a plain COPY", server,
+                f"bench/tenant_io.py --rows {asked} --rounds {rounds}",
+                f"One store of {rows:,} rows (bench/upstream_data.sql): best of {rounds} runs."),
         "| what | s | rows/s | speed vs COPY | runs (s) |",
         "|---|---:|---:|---:|---|",
         line("copy in", "plain COPY of the rows into an empty multi-tenant store", None),

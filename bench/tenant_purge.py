@@ -15,32 +15,20 @@ Writes bench/results/tenant-purge.md.
 
 from __future__ import annotations
 
-import datetime
 import itertools
-import os
-import platform
 import re
-import shutil
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+from applier.queries import load_queries
+from applier.tenant import purge
+from applier.upgrade import upgrade
+from devices import device_values, insert_device, superseded_history
+from harness import RESULTS, ROOT, header, machine, new_cluster, progress, remove_cluster
+from writer import alongside, quantile
 
-from applier.embedded import Cluster, find_bindir, server_user  # noqa: E402
-from applier.tenant import purge  # noqa: E402
-from applier.upgrade import upgrade  # noqa: E402
-from store import insert_device, load_queries, params, superseded_history  # noqa: E402
-from writer import alongside, quantile  # noqa: E402
-
-RESULTS = BENCH / "results"
 STEP = ROOT / "upgrades" / "20-tenant-event-log.sql"
 DEVICES = [f"1555000{n:04d}:7@s.whatsapp.net" for n in range(4)]
 PEERS = 45_000  # per device, in sessions, identity keys and contacts
@@ -53,7 +41,7 @@ SERVER_UPSERTS = 20_000
 
 
 def say(message: str) -> None:
-    print(f"[tenant-purge] {message}", file=sys.stderr, flush=True)
+    progress(message, name="tenant-purge")
 
 
 UPSERT_COUNTER = itertools.count(1)
@@ -109,7 +97,7 @@ def trigger_costs(dsn: str) -> dict[str, list[float]]:
     costs: dict[str, list[float]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         insert_device(conn, "other", DEVICES[1])
-        values = {**params("other"), "jid": DEVICES[1]}
+        values = device_values("other", DEVICES[1])
         # In the server, the statement alone: one DO block upserting 2,000 devices in turn (the same row
         # upserted over and over in one transaction would measure its growing version chain instead).
         server_sql = (
@@ -150,14 +138,11 @@ def trigger_costs(dsn: str) -> dict[str, list[float]]:
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="whatsmeow-tenancy-purge-"))
-    home.chmod(0o755)
-    cluster = Cluster(home, find_bindir(), server_user(), {"shared_buffers": "512MB", "max_wal_size": "4GB"})
-    cluster.ensure_running()
+    cluster, home = new_cluster("purge", {"shared_buffers": "512MB", "max_wal_size": "4GB"}, defaults=False)
     try:
         with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as admin:
             admin.execute("CREATE DATABASE tenancy")
-            version = admin.execute("SHOW server_version").fetchone()[0].split()[0]
+        where = machine(cluster)
         dsn = cluster.dsn("tenancy")
         with psycopg.connect(dsn, autocommit=True) as conn:
             upgrade(conn, quiet=True)
@@ -184,16 +169,11 @@ def main() -> None:
         say("the device triggers' cost")
         costs = trigger_costs(dsn)
     finally:
-        cluster.stop()
-        shutil.rmtree(home, ignore_errors=True)
+        remove_cluster(cluster, home)
 
     seconds = result["seconds"]
     lines = [
-        "# Tenant purge and event-log benchmark",
-        "",
-        f"{datetime.date.today()} · PostgreSQL {version} · {platform.machine()}, {os.cpu_count()} CPUs · "
-        "`bench/tenant_purge.py`",
-        "",
+        *header("Tenant purge and event-log benchmark", where, "bench/tenant_purge.py"),
         f"Tenant `big`: {len(DEVICES)} devices, {rows:,} rows (sessions, identity keys, contacts, message secrets, "
         "app-state history, LID map). `tenant purge` in batches of "
         f"{BATCH:,} rows, each its own transaction, children before parents.",

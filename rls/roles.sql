@@ -162,6 +162,7 @@ BEGIN
             FROM unnest(ARRAY[
                 'whatsmeow_business_id_is_valid(text)',
                 'whatsmeow_set_tenant(text)',
+                'whatsmeow_refuse_tenant(text)',
                 'whatsmeow_current_tenant()',
                 'whatsmeow_retention_horizons(interval)',
                 'whatsmeow_prune_candidates(text,interval)',

@@ -204,6 +204,86 @@ def test_a_second_tenant_in_the_same_transaction_is_refused_and_the_first_stays(
         assert {row[0] for row in conn.execute("SELECT business_id FROM whatsmeow_sessions")} == {A}
 
 
+# What SQL running as the application login can do to its own transaction's context. The stamp and the
+# one-tenant rule keep values left on a connection out, and keep code that names its tenant through
+# whatsmeow_set_tenant from mixing tenants by mistake; they are no barrier against the login itself,
+# which may name any tenant anyway (docs/threat-model.md).
+STAMP = "encode(timestamptz_send(now()), 'hex')"
+
+
+def sessions_of(conn) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT business_id FROM whatsmeow_sessions")}
+
+
+def test_the_application_can_compute_the_stamp_and_name_a_tenant_without_set_tenant(conn):
+    with tenant(conn, None):
+        conn.execute(f"SELECT set_config('app.current_business_id', %s, TRUE), "
+                     f"set_config('app.current_business_id_xact', {STAMP}, TRUE)", (B,))
+        assert sessions_of(conn) == {B}
+    with tenant(conn, None):
+        assert sessions_of(conn) == set()
+
+
+def test_set_config_switches_a_transaction_that_named_a_tenant_to_another(conn):
+    with tenant(conn, A):
+        assert sessions_of(conn) == {A}
+        conn.execute("SELECT set_config('app.current_business_id', %s, TRUE)", (B,))
+        assert sessions_of(conn) == {B}
+
+
+def test_set_config_in_a_sub_select_switches_the_tenant_within_one_statement(conn):
+    with tenant(conn, A):
+        first, switched, second = conn.execute(
+            "SELECT (SELECT array_agg(DISTINCT business_id) FROM whatsmeow_sessions), "
+            "(SELECT set_config('app.current_business_id', %s, TRUE)), "
+            "(SELECT array_agg(DISTINCT business_id) FROM whatsmeow_sessions)", (B,)
+        ).fetchone()
+        assert (first, switched, second) == ([A], B, [B])
+
+
+def test_after_rollback_to_savepoint_the_transaction_may_name_a_second_tenant(conn):
+    with tenant(conn, None):
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT whatsmeow_set_tenant(%s)", (A,))
+            assert sessions_of(conn) == {A}
+        conn.execute("SELECT whatsmeow_set_tenant(%s)", (B,))
+        assert sessions_of(conn) == {B}
+
+
+def test_a_context_the_application_set_itself_ends_with_its_transaction(conn):
+    with tenant(conn, None, commit=True):
+        conn.execute(f"SELECT set_config('app.current_business_id', %s, TRUE), "
+                     f"set_config('app.current_business_id_xact', {STAMP}, TRUE)", (B,))
+    with tenant(conn, None):
+        assert conn.execute("SELECT whatsmeow_current_tenant()").fetchone()[0] is None
+        assert sessions_of(conn) == set()
+
+
+def test_a_session_level_stamp_of_the_current_transaction_is_gone_with_it(conn):
+    # SET (not SET LOCAL) of both settings, with the stamp of the transaction it runs in: the closest a
+    # client can come to leaving a tenant for the next client of its connection. Only a transaction that
+    # starts in the very microsecond the stamp names would honour it.
+    with tenant(conn, None, commit=True):
+        conn.execute(f"SELECT set_config('app.current_business_id', %s, FALSE), "
+                     f"set_config('app.current_business_id_xact', {STAMP}, FALSE)", (B,))
+        assert sessions_of(conn) == {B}
+    try:
+        with tenant(conn, None):
+            assert sessions_of(conn) == set()
+        with tenant(conn, A):
+            assert sessions_of(conn) == {A}
+    finally:
+        conn.execute("RESET app.current_business_id")
+        conn.execute("RESET app.current_business_id_xact")
+
+
+def test_whatever_context_it_sets_the_application_writes_only_the_tenant_it_reads(app_conn):
+    with tenant(app_conn, A):
+        app_conn.execute("SELECT set_config('app.current_business_id', %s, TRUE)", (B,))
+        assert sqlstate_of(app_conn, "UPDATE whatsmeow_sessions SET business_id = %s", (A,)) == INSUFFICIENT_PRIVILEGE
+        assert sqlstate_of(app_conn, "TRUNCATE whatsmeow_sessions") == INSUFFICIENT_PRIVILEGE
+
+
 def test_the_application_role_may_create_no_objects(app_conn):
     for statement in ("CREATE TEMP TABLE whatsmeow_sessions (LIKE public.whatsmeow_sessions)",
                       "CREATE FUNCTION public.format(TEXT, TEXT) RETURNS TEXT LANGUAGE sql AS 'SELECT $2'",
