@@ -6,12 +6,12 @@ Starts its own PostgreSQL in a temporary folder and builds, once, an upstream v1
 of about --rows rows (bench/upstream_data.sql, the conversion benchmark's data). Then,
 each the best of --rounds runs on fresh databases:
 
-- import: the command, end to end, from that store into an empty multi-tenant store;
-  against the plain COPY of the same rows, every table's `COPY (SELECT 'acme', * ...) TO
+- import: the command, end to end, from that store into an empty multi-tenant store (through
+  temporary tables without keys, so that the source never sees the tenant); against the plain COPY of the same rows, every table's `COPY (SELECT 'acme', * ...) TO
   STDOUT` piped into `COPY ... FROM STDIN` of an empty multi-tenant store in one
   transaction, with none of the command's checks;
-- import of the same rows as a v14 store, which goes through temporary tables and
-  upstream's step 15 (as does any import where row-level security applies to the role);
+- import of the same rows as a v14 store, whose temporary tables keep upstream's keys for
+  upstream's step 15, which runs on them;
 - export: the command, into an empty database; against the plain COPY of the tenant's
   rows into an empty upstream v15 store;
 - export to a new SQLite file, and import from that file (no COPY exists there; rows/s only).
@@ -154,9 +154,10 @@ def report(rows: int, best: dict[str, float], times: dict[str, list[float]], rou
         "| what | s | rows/s | speed vs COPY | runs (s) |",
         "|---|---:|---:|---:|---|",
         line("copy in", "plain COPY of the rows into an empty multi-tenant store", None),
-        line("import", "`tenant import` from the PostgreSQL store (the command, end to end)", "copy in"),
-        line("import v14", "`tenant import` of the same rows as a v14 store (through temporary tables and "
-             "upstream's step 15)", "copy in"),
+        line("import", "`tenant import` from the PostgreSQL store (the command, end to end, through temporary "
+             "tables)", "copy in"),
+        line("import v14", "`tenant import` of the same rows as a v14 store (through temporary tables with "
+             "upstream's keys, and upstream's step 15)", "copy in"),
         line("copy out", "plain COPY of the tenant's rows into an empty upstream v15 store", None),
         line("export", "`tenant export` to an empty PostgreSQL database (end to end)", "copy out"),
         line("export sqlite", "`tenant export` to a new SQLite file", "copy out"),
