@@ -223,3 +223,36 @@ def load_bulk(conn: psycopg.Connection, tenants: list[str], rows_per_tenant: int
                 statement = statement.replace(placeholder, text)
             conn.execute(statement, values)
     conn.execute("ANALYZE")
+
+
+def insert_device(conn: psycopg.Connection, tenant: str, jid: str = OUR_JID) -> None:
+    load_queries()["insertDeviceQuery"].run(conn, {**params(tenant), "jid": jid})
+
+
+# Upstream PR #1240's account: 97.65 % of mutation MACs superseded, which is
+# 42.55 versions per index MAC on average; 42 and 43 alternate here (97.647 %).
+SUPERSEDED_VERSIONS = (42, 43)
+
+
+def superseded_history(conn: psycopg.Connection, tenant: str, jid: str, index_macs: int,
+                       collection: str = "regular_high") -> int:
+    """A device (created if missing) whose app-state collection re-set each of `index_macs` index MACs
+    42 or 43 times, as whatsmeow writes them; returns the rows written."""
+    if not conn.execute("SELECT FROM whatsmeow_device WHERE business_id = %s AND jid = %s", (tenant, jid)).fetchone():
+        insert_device(conn, tenant, jid)
+    low, high = SUPERSEDED_VERSIONS
+    conn.execute(
+        "INSERT INTO whatsmeow_app_state_version (business_id, jid, name, version, hash) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (business_id, jid, name) DO UPDATE SET version = excluded.version",
+        (tenant, jid, collection, high, blob(tenant, "hash", 128)),
+    )
+    return conn.execute(
+        """
+        INSERT INTO whatsmeow_app_state_mutation_macs (business_id, jid, name, version, index_mac, value_mac)
+        SELECT %(b)s, %(jid)s, %(name)s, v, sha256(('index ' || i)::BYTEA),
+               sha256((%(b)s || ' ' || %(jid)s || ' ' || i || ' ' || v)::BYTEA)
+        FROM generate_series(1, %(n)s) AS i
+        CROSS JOIN LATERAL generate_series(1, CASE WHEN i %% 2 = 0 THEN %(low)s ELSE %(high)s END) AS v
+        """,
+        {"b": tenant, "jid": jid, "name": collection, "n": index_macs, "low": low, "high": high},
+    ).rowcount

@@ -20,7 +20,7 @@ import psycopg
 
 from applier.upgrade import upgrade
 from applier.upstream_store import upstream_v15_script
-from devices import SUPERSEDED_VERSIONS, insert_device, superseded_history
+from applier.seed import SUPERSEDED_VERSIONS, insert_device, superseded_history
 from harness import RESULTS, header, machine, new_cluster, progress, remove_cluster
 from writer import alongside, quantile
 

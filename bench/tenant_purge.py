@@ -25,7 +25,7 @@ import psycopg
 from applier.queries import load_queries
 from applier.tenant import purge
 from applier.upgrade import upgrade
-from devices import device_values, insert_device, superseded_history
+from applier.seed import insert_device, params, superseded_history
 from harness import RESULTS, ROOT, header, machine, new_cluster, progress, remove_cluster
 from writer import alongside, quantile
 
@@ -97,7 +97,7 @@ def trigger_costs(dsn: str) -> dict[str, list[float]]:
     costs: dict[str, list[float]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         insert_device(conn, "other", DEVICES[1])
-        values = device_values("other", DEVICES[1])
+        values = {**params("other"), "jid": DEVICES[1]}
         # In the server, the statement alone: one DO block upserting 2,000 devices in turn (the same row
         # upserted over and over in one transaction would measure its growing version chain instead).
         server_sql = (
