@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
+
 import conversion
 import hotpath
 import report
