@@ -13,15 +13,34 @@ SET LOCAL search_path = pg_catalog, pg_temp;
 
 -- A policy expression counts as keyed when it is exactly a comparison of
 -- business_id with the tenant of the current transaction, as rls/enable.sql
--- writes it. A policy that reads app.current_business_id itself also honours a
--- value left on a pooled connection, so it no longer counts.
+-- writes it: the body of whatsmeow_current_tenant() written out, in its Citus
+-- form only where Citus is installed, or, as earlier releases wrote it, a call of
+-- the function. The deparsed text is compared with its spacing folded and its
+-- pg_catalog. prefixes, which depend on the reader's search_path, dropped. A
+-- policy that reads app.current_business_id alone also honours a value left on a
+-- pooled connection, so it does not count.
 CREATE OR REPLACE FUNCTION whatsmeow_audit.is_tenant_keyed(expression TEXT)
 RETURNS BOOLEAN
 LANGUAGE sql
-IMMUTABLE
+STABLE
 SET search_path = pg_catalog
 AS $$
-    SELECT coalesce(expression ~ '^\(business_id = ([a-z_][a-z0-9_$]*\.|"[^"]+"\.)?whatsmeow_current_tenant\(\)\)$', FALSE)
+    WITH folded AS (
+        SELECT replace(regexp_replace(expression, '\s+', ' ', 'g'), 'pg_catalog.', '') AS text
+    )
+    SELECT coalesce(
+        expression ~ '^\(business_id = ([a-z_][a-z0-9_$]*\.|"[^"]+"\.)?whatsmeow_current_tenant\(\)\)$'
+        OR folded.text = '(business_id = CASE WHEN (current_setting(''app.current_business_id_xact''::text, true) '
+        || '= encode(timestamptz_send(now()), ''hex''::text)) '
+        || 'THEN current_setting(''app.current_business_id''::text, true) ELSE NULL::text END)'
+        OR (
+            folded.text = '(business_id = CASE WHEN (current_setting(''app.current_business_id''::text, true) '
+            || '<> ''''::text) THEN current_setting(''app.current_business_id''::text, true) ELSE NULL::text END)'
+            AND EXISTS (SELECT FROM pg_extension AS e WHERE e.extname = 'citus')
+        ),
+        FALSE
+    )
+    FROM folded
 $$;
 
 -- Every policy on a tenant table, with whether each of its expressions is keyed.
@@ -98,7 +117,7 @@ UNION ALL
 
 SELECT
     t.table_name AS object,
-    'row-level security is on but no permissive policy keyed on whatsmeow_current_tenant() exists: '
+    'row-level security is on but no permissive policy keyed on the transaction''s tenant exists: '
     'the application sees no rows (run rls/enable.sql)' AS problem
 FROM whatsmeow_audit.whatsmeow_tables AS t
 WHERE
@@ -116,7 +135,7 @@ UNION ALL
 SELECT
     format('policy %I on %s', p.policy_name, p.table_name) AS object,
     format(
-        'permissive %s policy is not keyed on whatsmeow_current_tenant(): %s',
+        'permissive %s policy is not keyed on the transaction''s tenant: %s',
         p.command,
         CASE
             WHEN NOT p.using_keyed THEN format('USING %s', coalesce(p.using_expression, '(none)'))

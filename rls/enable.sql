@@ -22,6 +22,7 @@ DECLARE
     -- one that an owner-connected application reads without a filter.
     forced BOOLEAN;
     widening TEXT;
+    tenant_expression TEXT;
 BEGIN
     -- Built-ins from pg_catalog alone from here on: nothing another role created
     -- in the caller's schemas can stand in for them.
@@ -74,6 +75,23 @@ BEGIN
         EXECUTE format('SELECT %I.whatsmeow_refuse_foreign_table_objects()', store);
     END IF;
 
+    -- The policies compare business_id with the body of whatsmeow_current_tenant(),
+    -- the form tenant-context.sql chose for this platform, written out rather than
+    -- called: the planner copies a policy's stored expression, but inlines a function
+    -- from its source text each time it plans a statement, on every table the
+    -- statement reads, which a statement planned on each run (the simple protocol,
+    -- a custom plan) pays every time.
+    SELECT substring(p.prosrc FROM '^\s*SELECT\s+(.*\S)\s*$') INTO tenant_expression
+    FROM pg_proc AS p
+    WHERE p.oid = to_regprocedure(format('%I.whatsmeow_current_tenant()', store));
+    IF tenant_expression IS NULL THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'undefined_function',
+            MESSAGE = format('%I.whatsmeow_current_tenant() is missing or is not the single SELECT that '
+                             'rls/tenant-context.sql writes', store),
+            HINT = 'Run rls/tenant-context.sql first.';
+    END IF;
+
     FOREACH tenant_table IN ARRAY tenant_tables LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', tenant_table);
         IF forced THEN
@@ -84,14 +102,12 @@ BEGIN
                    AND p.polname = 'whatsmeow_tenant_isolation') THEN
             EXECUTE format('DROP POLICY whatsmeow_tenant_isolation ON %s', tenant_table);
         END IF;
-        -- A plain comparison with a STABLE expression (the function is inlined), so
-        -- the primary key, which starts with business_id, serves it as an index
-        -- condition.
+        -- A plain comparison with a STABLE expression, so the primary key, which
+        -- starts with business_id, serves it as an index condition.
         EXECUTE format(
             'CREATE POLICY whatsmeow_tenant_isolation ON %1$s AS PERMISSIVE FOR ALL TO PUBLIC '
-            'USING (business_id = %2$I.whatsmeow_current_tenant()) '
-            'WITH CHECK (business_id = %2$I.whatsmeow_current_tenant())',
-            tenant_table, store
+            'USING (business_id = %2$s) WITH CHECK (business_id = %2$s)',
+            tenant_table, tenant_expression
         );
     END LOOP;
     PERFORM set_config('search_path', caller_path, TRUE);

@@ -81,7 +81,7 @@ def test_dropped_policy_leaves_a_table_with_rls_on_and_no_tenant_policy(db):
     rls.enable(db)
     db.execute("DROP POLICY whatsmeow_tenant_isolation ON whatsmeow_contacts")
     [(obj, problem)] = findings(db, "row_security")
-    assert obj == "whatsmeow_contacts" and "no permissive policy keyed on whatsmeow_current_tenant()" in problem
+    assert obj == "whatsmeow_contacts" and "no permissive policy keyed on the transaction's tenant" in problem
 
 
 def test_permissive_policy_not_keyed_on_the_tenant_is_a_finding(db):
@@ -89,6 +89,19 @@ def test_permissive_policy_not_keyed_on_the_tenant_is_a_finding(db):
     db.execute("CREATE POLICY peek ON whatsmeow_nct_salt FOR SELECT USING (business_id = 'acme' OR TRUE)")
     db.execute("CREATE POLICY narrow ON whatsmeow_nct_salt AS RESTRICTIVE USING (our_jid IS NOT NULL)")
     assert objects(db, "row_security") == ["policy peek on whatsmeow_nct_salt"]
+
+
+def test_earlier_policy_forms_are_judged_by_what_they_isolate(db):
+    rls.enable(db)
+    # Earlier releases called the function: the same isolation, so still keyed.
+    db.execute("ALTER POLICY whatsmeow_tenant_isolation ON whatsmeow_contacts "
+               "USING (business_id = whatsmeow_current_tenant()) WITH CHECK (business_id = whatsmeow_current_tenant())")
+    # The Citus form has no transaction stamp: without Citus it honours a tenant left on a pooled connection.
+    citus_form = ("business_id = CASE WHEN pg_catalog.current_setting('app.current_business_id', TRUE) "
+                  "OPERATOR(pg_catalog.<>) '' THEN pg_catalog.current_setting('app.current_business_id', TRUE) END")
+    db.execute(f"ALTER POLICY whatsmeow_tenant_isolation ON whatsmeow_nct_salt USING ({citus_form}) WITH CHECK ({citus_form})")
+    assert sorted(objects(db, "row_security")) == ["policy whatsmeow_tenant_isolation on whatsmeow_nct_salt",
+                                                   "whatsmeow_nct_salt"]
 
 
 def test_rls_forced_on_some_tables_only_names_the_unforced_ones(db):

@@ -636,6 +636,21 @@ def test_enable_disable_enable_leaves_exactly_one_policy_per_tenant_table(db):
     ]
 
 
+def test_each_policy_is_the_tenant_function_written_out(db):
+    # One definition of the tenant: the policies must mean what whatsmeow_current_tenant() returns.
+    rls.enable(db)
+    body = db.execute("SELECT prosrc FROM pg_proc WHERE oid = 'whatsmeow_current_tenant()'::regprocedure").fetchone()[0]
+    db.execute(f"CREATE TEMPORARY VIEW tenant_body AS {body}")
+    tenant = db.execute("SELECT pg_get_viewdef('tenant_body'::regclass)").fetchone()[0]
+    expected = f"(business_id = {' '.join(tenant.split()).removeprefix('SELECT ').split(' AS ')[0]})"
+    policies = db.execute("SELECT tablename, qual, with_check FROM pg_policies WHERE policyname = %s", (POLICY,))
+    rows = policies.fetchall()
+    assert len(rows) == len(TENANT_TABLES)
+    for table, qual, with_check in rows:
+        assert (" ".join(qual.split()), " ".join(with_check.split())) == (expected, expected), table
+    assert "whatsmeow_current_tenant" not in expected and "app.current_business_id_xact" in expected
+
+
 def test_disable_restores_the_catalog_state_from_before_enable(db):
     before = row_security(db)
     rls.enable(db, force=True)

@@ -97,10 +97,8 @@ def test_rls_on_every_table_verifies_and_one_table_left_out_or_a_changed_policy_
     db.execute("ALTER TABLE whatsmeow_sessions DISABLE ROW LEVEL SECURITY")
     db.execute("ALTER POLICY whatsmeow_tenant_isolation ON whatsmeow_contacts USING (TRUE)")
     policy, flags = verify.differences(db)
-    assert policy.startswith(
-        "altered policy whatsmeow_contacts.whatsmeow_tenant_isolation: using '(business_id = whatsmeow_current_tenant())'"
-    )
-    assert policy.endswith("-> 'true'")
+    assert policy.startswith("altered policy whatsmeow_contacts.whatsmeow_tenant_isolation: using differs")
+    assert "-(business_id =" in policy and policy.endswith("+true")
     assert flags == "altered row security whatsmeow_sessions: enabled True -> False"
 
 
