@@ -5,20 +5,23 @@
 
 Starts its own PostgreSQL, loads the same rows (bench/data.py) into upstream's store (a), the
 multi-tenant store (b), (c) a copy of (b) with row-level security forced and this package's tenant
-context, and (c0) the same with the tenant context as it was before (the PL/pgSQL call with a
-pinned search_path, SET LOCAL by EXECUTE, and a to_char() stamp), used by a login role in
-whatsmeow_app. Then, in alternating rounds:
+context, (c1) the same with the policies of earlier versions, which call whatsmeow_current_tenant(),
+and (c0) the tenant context of earlier versions (those policies, the PL/pgSQL call with a pinned
+search_path, SET LOCAL by EXECUTE, and a to_char() stamp), used by a login role in whatsmeow_app.
+Then, in alternating rounds:
   - pipelined: one round trip (pgbench \\startpipeline, one client, -M prepared, the tenant a
     bind parameter) of a session lookup alone in (b), of SELECT 1 and the lookup in (b), of the
     tenant call and the lookup in (b) (the functions installed, no policy), (c) and (c0), and of
-    the two set_config() calls the call amounts to and the lookup in (c);
+    the two set_config() calls the call amounts to and the lookup in (c); and, unprepared
+    (-M extended), of the lookup alone in (b) and the tenant call and the lookup in (c);
   - the hot-path transaction of bench/hotpath.py (BEGIN, the tenant call, the message's
     statements, COMMIT; each a round trip; two clients, -M prepared) in (a), (b), (c) and (c0),
     and with BEGIN and the call sent with the first statement;
   - pg_stat_statements (track = top) over all of the above: each statement's execution time per
     call at top level, planning included;
   - the Go wrapper (tests/go/fork/tenantdb.go), when its program is built (bash .ci/go): the
-    fork's store calls through the pool on (b), and through the wrapper as the login on (c) and (c0).
+    fork's store calls through the pool on (b), and through the wrapper as the login on (c), (c1) and
+    (c0), with pg_stat_statements counting the fork's reads.
 Writes bench/results/tenant-cost.md.
 """
 
@@ -74,6 +77,22 @@ END
 $$;
 """
 
+# The policies as earlier versions wrote them: a call of whatsmeow_current_tenant(), which the
+# planner inlines from its source text for every table of every statement it plans. (c0) has
+# them, and (c1), which is this version's tenant context otherwise.
+CALLING_POLICIES = """
+DO $$
+DECLARE
+    tenant_table REGCLASS;
+BEGIN
+    FOR tenant_table IN SELECT polrelid::REGCLASS FROM pg_policy WHERE polname = 'whatsmeow_tenant_isolation' LOOP
+        EXECUTE format('ALTER POLICY whatsmeow_tenant_isolation ON %s USING (business_id = whatsmeow_current_tenant()) '
+                       'WITH CHECK (business_id = whatsmeow_current_tenant())', tenant_table);
+    END LOOP;
+END
+$$;
+"""
+
 # One pipelined round trip: (label, title, database, user, statements before the lookup). The tenant
 # arrives as a bind parameter, as a client sends it (pgbench -D b=…): the first tenant's devices and
 # peers, drawn at random.
@@ -83,6 +102,7 @@ LOOKUP = (f"SELECT session FROM whatsmeow_sessions WHERE business_id = :b "
           f"AND our_jid = {JID.format(g='(:g)::INT')} AND their_id = {PN.format(t='1', p='(:p)::INT')} || ':0';")
 # ::VARCHAR only keeps pg_stat_statements from counting it with the hot path's call.
 CALL = "SELECT whatsmeow_set_tenant(:b::VARCHAR);"
+CALL_UNPREPARED = "SELECT whatsmeow_set_tenant(:b::VARCHAR(64));"
 SET_CONFIG = ("SELECT pg_catalog.set_config('app.current_business_id', :b, TRUE), "
               "pg_catalog.set_config('app.current_business_id_xact', "
               "pg_catalog.encode(pg_catalog.timestamptz_send(pg_catalog.now()), 'hex'), TRUE);")
@@ -94,6 +114,10 @@ PIPELINED = [
     ("call", "tenant call + the lookup, (c)", "tenant_rls", APP_LOGIN, [CALL]),
     ("call-before", "tenant call + the lookup, (c0) before", "tenant_rls_before", APP_LOGIN, [CALL]),
     ("set_config", "set_config() x2 + the lookup, (c)", "tenant_rls", APP_LOGIN, [SET_CONFIG]),
+    # Unprepared (-M extended), as behind a pooler without prepared statements: every statement is
+    # planned on each run. Compared with the lookup alone, unprepared.
+    ("lookup-unprepared", "the lookup alone, (b), unprepared", "tenant", "postgres", []),
+    ("call-unprepared", "tenant call + the lookup, (c), unprepared", "tenant_rls", APP_LOGIN, [CALL_UNPREPARED]),
 ]
 
 # The hot-path transaction, as hotpath.Config arguments.
@@ -112,8 +136,11 @@ HOT = [
 def pipelined_script(folder: Path, label: str, before: list[str]) -> list[str]:
     path = folder / f"pipe-{label}.pgbench"
     keys = [k.format(devices=SHAPE.devices, peers=SHAPE.peers) for k in KEYS]
-    path.write_text("\n".join([*keys, "\\startpipeline", *before, LOOKUP, "\\endpipeline"]) + "\n")
-    return ["-D", f"b={TENANT}", "-f", str(path)]
+    unprepared = label.endswith("-unprepared")
+    lookup = LOOKUP.replace(":b ", ":b::VARCHAR ") if unprepared else LOOKUP  # its own pg_stat_statements entry
+    path.write_text("\n".join([*keys, "\\startpipeline", *before, lookup, "\\endpipeline"]) + "\n")
+    mode = ["-M", "extended"] if unprepared else []
+    return [*mode, "-D", f"b={TENANT}", "-f", str(path)]
 
 
 def go_bin() -> Path:
@@ -125,9 +152,10 @@ def go_bin() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whatsmeow-tenancy/go/bin"
 
 
-def go_bench(program: Path, dsn: str, tenant: str, wrap: bool, iterations: int) -> dict:
-    args = [str(program), *(["-wrap"] if wrap else []), "bench", dsn, tenant, str(iterations)]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=600, check=False)
+def go_bench(program: Path, tenant: str, iterations: int, targets: list[str]) -> list[dict]:
+    """One run of the fork's store calls against each target (pool=DSN or wrap=DSN), interleaved."""
+    args = [str(program), "bench", tenant, str(iterations), *targets]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=1200, check=False)
     report = json.loads(result.stdout.splitlines()[-1]) if result.stdout else {}
     if result.returncode != 0 or not report.get("ok"):
         raise RuntimeError(f"{program.name} failed: {result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -168,20 +196,29 @@ def measure(cluster: Cluster, workdir: Path, rounds: int, duration: int, go_iter
     program = go_bin() / "fork-store-tenantdb"
     if program.exists():
         app = f"user={APP_LOGIN}"
-        go_runs = {"pool, (b)": [], "wrapper, (b) with no policy": [], "wrapper, (c)": [],
-                   "wrapper, (c0) before": []}
+        # One process per round runs every configuration in turn, slice by slice, so that each meets
+        # the same machine; each writes its own tenant's device and history first.
+        targets = {
+            "pool, (b)": f"pool={cluster.dsn('tenant_go')}",
+            "wrapper, (b) with no policy": f"wrap={cluster.dsn('tenant_go')}",
+            "wrapper, (c)": f"wrap={cluster.dsn('tenant_rls')} {app}",
+            "wrapper, (c1) policies calling the function": f"wrap={cluster.dsn('tenant_rls_calling')} {app}",
+            "wrapper, (c0) before": f"wrap={cluster.dsn('tenant_rls_before')} {app}",
+        }
+        go_runs: dict[str, list[dict]] = {name: [] for name in targets}
+        with admin(cluster) as conn:
+            conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'top'")
+            conn.execute("SELECT pg_reload_conf()")
+            conn.execute("SELECT pg_stat_statements_reset()")
         for r in range(rounds):
-            # The program writes its tenant's device and history first: a new tenant every run.
-            go_runs["pool, (b)"].append(go_bench(program, cluster.dsn("tenant_go"), f"go{r}", False,
-                                                 go_iterations))
-            go_runs["wrapper, (b) with no policy"].append(go_bench(program, cluster.dsn("tenant_go"), f"go{r}w",
-                                                                   True, go_iterations))
-            go_runs["wrapper, (c)"].append(go_bench(program, f"{cluster.dsn('tenant_rls')} {app}", f"go{r}",
-                                                    True, go_iterations))
-            go_runs["wrapper, (c0) before"].append(go_bench(program, f"{cluster.dsn('tenant_rls_before')} {app}",
-                                                            f"go{r}", True, go_iterations))
+            for name, run in zip(targets, go_bench(program, f"go{r}x", go_iterations, list(targets.values()))):
+                go_runs[name].append(run)
             progress(f"Go round {r + 1}/{rounds}: " + ", ".join(
                 f"{name} {runs[-1]['mean_read']:.0f}/{runs[-1]['mean']:.0f} µs" for name, runs in go_runs.items()))
+        results["go_statements"] = fork_statement_times(cluster)
+        with admin(cluster) as conn:
+            conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'none'")
+            conn.execute("SELECT pg_reload_conf()")
         results["go"] = {name: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
                          for name, runs in go_runs.items()}
         results["go_ratios"] = {
@@ -209,11 +246,13 @@ def top_level_times(cluster: Cluster) -> list[tuple[str, str, str, float, int]]:
     out = []
     for db, user, query, us, calls in rows:
         if "whatsmeow_set_tenant" in query:
-            name = "SELECT whatsmeow_set_tenant(…)" + (" (pipelined runs)" if "VARCHAR" in query.upper() else " (hot path)")
+            name = "SELECT whatsmeow_set_tenant(…)" + (
+                " (unprepared)" if "VARCHAR(64)" in query.upper()
+                else " (pipelined runs)" if "VARCHAR" in query.upper() else " (hot path)")
         elif "set_config" in query:
             name = "SELECT set_config(…), set_config(…)"
         elif query.startswith("SELECT session FROM whatsmeow_sessions") and "lpad(" in query:
-            name = "session lookup (pipelined runs)"
+            name = "session lookup (unprepared)" if "::VARCHAR" in query.upper() else "session lookup (pipelined runs)"
         elif query.strip() in ("SELECT $1", "SELECT 1"):
             name = "SELECT 1"
         elif query in ("BEGIN", "COMMIT"):
@@ -223,6 +262,27 @@ def top_level_times(cluster: Cluster) -> list[tuple[str, str, str, float, int]]:
         else:
             continue
         out.append((db, user, name, us, calls))
+    return out
+
+
+def fork_statement_times(cluster: Cluster) -> dict[str, dict[str, tuple[float, float]]]:
+    """The fork's read statements during the Go runs: {statement: {database: (plan µs, execution µs)}}."""
+    reads = {"getIdentityQuery": "FROM whatsmeow_identity_keys", "getSessionQuery": "FROM whatsmeow_sessions",
+             "getSenderKeyQuery": "FROM whatsmeow_sender_keys", "getMsgSecret": "FROM whatsmeow_message_secrets"}
+    with admin(cluster) as conn:
+        rows = conn.execute(
+            """
+            SELECT d.datname, s.query, s.total_plan_time / s.calls * 1000, s.total_exec_time / s.calls * 1000
+            FROM pg_stat_statements AS s
+            JOIN pg_database AS d ON d.oid = s.dbid
+            WHERE s.calls > 20 AND s.query LIKE 'SELECT%'
+            """
+        ).fetchall()
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for db, query, plan, execute in rows:
+        for name, marker in reads.items():
+            if marker in " ".join(query.split()):
+                out.setdefault(name, {})[db] = (plan, execute)
     return out
 
 
@@ -245,17 +305,20 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
         f"{SHAPE.tenants} tenants x {SHAPE.devices} devices x {SHAPE.peers} peers; {rounds} alternating rounds of "
         f"{duration}s per configuration; medians of the per-round ratios. The machine is shared with other work: "
         "compare ratios within this page, never µs across runs. pg_stat_statements counts (track = top) during "
-        "every round, in every configuration alike. (c0) is the tenant context before this version: PL/pgSQL "
-        "with a pinned search_path, SET LOCAL through EXECUTE, and a to_char() stamp.",
+        "every round, in every configuration alike. (c0) is the tenant context of earlier versions: PL/pgSQL "
+        "with a pinned search_path, SET LOCAL through EXECUTE, a to_char() stamp, and policies that call "
+        "whatsmeow_current_tenant(); (c1) is (c) with those policies.",
     )
     lines += ["## One pipelined round trip, one client", "",
-              "Ratios are medians of the rounds' ratios to the first row; CPU is the server's and pgbench's.", "",
+              "Ratios are medians of the rounds' ratios to the lookup alone (unprepared rows: to the lookup alone, "
+              "unprepared); CPU is the server's and pgbench's.", "",
               "| configuration | tps | CPU µs per round trip | vs the lookup alone | per round | by CPU |",
               "|---|---:|---:|---:|---|---:|"]
     for c in results["pipelined"]:
-        r, rounds_ = ratio(pipe, c.label, "lookup")
+        base = "lookup-unprepared" if c.label.endswith("-unprepared") else "lookup"
+        r, rounds_ = ratio(pipe, c.label, base)
         lines.append(f"| {c.title} | {statistics.median(c.tps):,.0f} | {statistics.median(c.cpu):.0f} | {r:.2f} | "
-                     f"{', '.join(f'{x:.2f}' for x in rounds_)} | {cpu_ratio(pipe, c.label, 'lookup'):.2f} |")
+                     f"{', '.join(f'{x:.2f}' for x in rounds_)} | {cpu_ratio(pipe, c.label, base):.2f} |")
     lines += ["", "## The hot-path transaction, two clients", "",
               "One message of bench/hotpath.py (4 to 7 catalogue statements) in one transaction, every statement "
               "a round trip unless said otherwise.", "",
@@ -273,6 +336,7 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
               "a core).", "",
               "| statement | database | user | µs per call | calls |", "|---|---|---|---:|---:|"]
     wanted = ("SELECT whatsmeow_set_tenant(…) (pipelined runs)", "SELECT whatsmeow_set_tenant(…) (hot path)",
+              "SELECT whatsmeow_set_tenant(…) (unprepared)", "session lookup (unprepared)",
               "SELECT set_config(…), set_config(…)", "SELECT 1", "session lookup (pipelined runs)")
     for db, user, name, us, calls in sorted(results["statements"], key=lambda row: (row[2], row[0])):
         if name in wanted:
@@ -289,13 +353,23 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
     if results["go"]:
         lines += ["", "## The Go wrapper", "",
                   "The fork's store calls of the receive path (four reads, three writes), µs per call, medians of "
-                  "the rounds; the ratio is against the pool on (b) in the same round.", "",
+                  "the rounds; the ratio is against the pool on (b) in the same round. In each round one process "
+                  "runs every configuration in turn, in 20 slices of each call's iterations.", "",
                   "| how | reads (mean) | all seven (mean) | reads vs pool | all seven vs pool |",
                   "|---|---:|---:|---:|---:|"]
         for name, values in results["go"].items():
             ratios = results["go_ratios"][name]
             lines.append(f"| {name} | {values['mean_read']:.0f} | {values['mean']:.0f} | "
                          f"{ratios['mean_read']:.2f} | {ratios['mean']:.2f} |")
+        databases = ("tenant_go", "tenant_rls", "tenant_rls_calling", "tenant_rls_before")
+        lines += ["", "The fork's reads at top level during these runs (pg_stat_statements), planning + execution µs "
+                  "per call. getMsgSecret is the fork's own form, which PostgreSQL plans on every call; the "
+                  "policies add their planning to each of its three tables.", "",
+                  "| statement | (b) | (c) | (c1) | (c0) |", "|---|---:|---:|---:|---:|"]
+        for name, by_db in sorted(results["go_statements"].items()):
+            cells = [by_db.get(db) for db in databases]
+            lines.append(f"| {name} | " + " | ".join("" if v is None else f"{v[0]:.1f} + {v[1]:.1f}" for v in cells)
+                         + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -314,14 +388,18 @@ def main() -> int:
         build(cluster, "tenant", SHAPE, tenant=True)
         with_rls(cluster, "tenant", "tenant_rls")
         with_rls(cluster, "tenant", "tenant_rls_before")
+        with_rls(cluster, "tenant", "tenant_rls_calling")
         with admin(cluster, "tenant_rls_before") as conn:
             conn.execute("SET ROLE whatsmeow_owner")
-            conn.execute(EARLIER_CONTEXT)
+            conn.execute(EARLIER_CONTEXT + CALLING_POLICIES)
+        with admin(cluster, "tenant_rls_calling") as conn:
+            conn.execute("SET ROLE whatsmeow_owner")
+            conn.execute(CALLING_POLICIES)
         # The Go program's pool on (b) needs the tenant functions, and none of the policies.
         copy_database(cluster, "tenant", "tenant_go")
         with admin(cluster, "tenant_go") as conn:
             conn.execute((ROOT / "rls" / "tenant-context.sql").read_text())
-        for name in ("postgres", "upstream", "tenant", "tenant_rls", "tenant_rls_before"):
+        for name in ("postgres", "upstream", "tenant", "tenant_rls", "tenant_rls_before", "tenant_rls_calling"):
             with admin(cluster, name) as conn:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         results = measure(cluster, workdir, args.rounds, args.duration, args.go_iterations)

@@ -253,12 +253,19 @@ def test_tenant_wrapper_cost(new_database, template_db, forced_rls_app_dsn, psql
     result = run_psql(psql, plain_dsn, "-f", str(ROOT / "rls" / "tenant-context.sql"))
     assert result.returncode == 0, result.stderr
     iterations = "300"
-    runs = {
-        "pool": go("fork-store-tenantdb", "bench", plain_dsn, "acme", iterations),
-        "wrapper": go("fork-store-tenantdb", "-wrap", "bench", plain_dsn, "globex", iterations),
-        "wrapper, forced RLS": go("fork-store-tenantdb", "-wrap", "bench", forced_rls_app_dsn, "acme", iterations),
-    }
-    assert all(report["ok"] for report in runs.values())
-    print(f"\nµs per store call, mean of {iterations}: " + ", ".join(runs))
-    for name in sorted(runs["pool"]["microseconds_per_op"]):
-        print(f"  {name:<18}" + "".join(f"{r['microseconds_per_op'][name]:9.1f}" for r in runs.values()))
+    targets = {"pool": f"pool={plain_dsn}", "wrapper": f"wrap={plain_dsn}",
+               "wrapper, forced RLS": f"wrap={forced_rls_app_dsn}"}
+    report = go("fork-store-tenantdb", "bench", "acme", iterations, *targets.values())
+    assert report["ok"] and report["iterations"] == 300
+    runs = dict(zip(targets, report["microseconds_per_op"]))
+    assert list(runs) == list(targets) and all(run["mean"] > 0 for run in runs.values())
+    print(f"\nµs per store call, mean of {iterations}, interleaved: " + ", ".join(runs))
+    for name in sorted(runs["pool"]):
+        print(f"  {name:<18}" + "".join(f"{run[name]:9.1f}" for run in runs.values()))
+
+
+def test_bench_names_a_target_it_cannot_use():
+    report = go("fork-store-tenantdb", "bench", "acme", "10", "postgres:///x")
+    assert not report["ok"] and report["error"] == 'bad target "postgres:///x": want pool=DSN or wrap=DSN'
+    report = go("fork-store", "bench", "acme", "10", "wrap=dbname=x")
+    assert not report["ok"] and "the tenant wrapper needs fork-store-tenantdb" in report["error"]

@@ -3,13 +3,14 @@
 // two tenants that share every JID, and prints one JSON line.
 //
 //	fork-store [-wrap] exercise DSN TENANT_A TENANT_B
-//	fork-store [-wrap] bench DSN TENANT ITERATIONS
+//	fork-store bench TENANT ITERATIONS pool=DSN|wrap=DSN...
 //
 // exercise writes a full store for each tenant through the store API, reads everything back for
 // both, deletes some of B's rows and then B's device, and checks after every step that A's rows
 // are unchanged and that neither tenant reads the other's. bench times a hot-path mix of store
-// operations. -wrap names the tenant in every transaction (TenantDB), which row-level security
-// needs; only the fork-store-tenantdb build has it. Exit status: 0 ok, 1 failed.
+// operations against each target in turn, interleaved. -wrap (and a wrap= target) names the
+// tenant in every transaction (TenantDB), which row-level security needs; only the
+// fork-store-tenantdb build has it. Exit status: 0 ok, 1 failed, 2 bad usage.
 package main
 
 import (
@@ -56,16 +57,16 @@ const (
 )
 
 type report struct {
-	OK          bool               `json:"ok"`
-	Error       string             `json:"error,omitempty"`
-	Wrapped     bool               `json:"wrapped"`
-	Operations  map[string]int     `json:"operations,omitempty"`
-	Checks      int                `json:"checks,omitempty"`
-	ForkDefects map[string]string  `json:"fork_defects,omitempty"`
-	Addresses   []string           `json:"signal_addresses,omitempty"`
-	DeviceJID   string             `json:"device_jid,omitempty"`
-	Bench       map[string]float64 `json:"microseconds_per_op,omitempty"`
-	Iterations  int                `json:"iterations,omitempty"`
+	OK          bool                 `json:"ok"`
+	Error       string               `json:"error,omitempty"`
+	Wrapped     bool                 `json:"wrapped"`
+	Operations  map[string]int       `json:"operations,omitempty"`
+	Checks      int                  `json:"checks,omitempty"`
+	ForkDefects map[string]string    `json:"fork_defects,omitempty"`
+	Addresses   []string             `json:"signal_addresses,omitempty"`
+	DeviceJID   string               `json:"device_jid,omitempty"`
+	Targets     []map[string]float64 `json:"microseconds_per_op,omitempty"`
+	Iterations  int                  `json:"iterations,omitempty"`
 }
 
 var out = report{Operations: map[string]int{}, ForkDefects: map[string]string{}}
@@ -319,75 +320,124 @@ func exercise(ctx context.Context, pool *pgxpool.Pool, names []string, wrap bool
 	out.Addresses = []string{address, address2, address3}
 }
 
-// bench runs the store calls of the receive path (identity, session, sender key, message secret:
-// four reads, three writes) and reports the mean time per call.
-func bench(ctx context.Context, pool *pgxpool.Pool, name string, wrap bool, iterations int) {
-	t := open(ctx, pool, name, wrap)
-	write(ctx, t)
-	s := t.store
-	calls := []struct {
-		name string
-		fn   func() error
-	}{
-		{"IsTrustedIdentity", func() error { _, err := s.IsTrustedIdentity(ctx, address, key32(name, "identity")); return err }},
-		{"GetSession", func() error { _, err := s.GetSession(ctx, address); return err }},
-		{"PutSession", func() error { return s.PutSession(ctx, address, value(name, "session", 300)) }},
-		{"GetSenderKey", func() error { _, err := s.GetSenderKey(ctx, group.String(), address); return err }},
-		{"GetMessageSecret", func() error { _, _, err := s.GetMessageSecret(ctx, group, peerPN, msgID); return err }},
-		{"PutMessageSecret", func() error { return s.PutMessageSecret(ctx, group, peerPN, msgID, value(name, "secret", 32)) }},
-		{"PutManySessions", func() error {
+// receiveCalls are the store calls of the receive path: identity, session, sender key and message
+// secret; four reads, three writes.
+func receiveCalls(ctx context.Context, t *tenant) []storeCall {
+	s, name := t.store, t.name
+	return []storeCall{
+		{"IsTrustedIdentity", true, func() error { _, err := s.IsTrustedIdentity(ctx, address, key32(name, "identity")); return err }},
+		{"GetSession", true, func() error { _, err := s.GetSession(ctx, address); return err }},
+		{"PutSession", false, func() error { return s.PutSession(ctx, address, value(name, "session", 300)) }},
+		{"GetSenderKey", true, func() error { _, err := s.GetSenderKey(ctx, group.String(), address); return err }},
+		{"GetMessageSecret", true, func() error { _, _, err := s.GetMessageSecret(ctx, group, peerPN, msgID); return err }},
+		{"PutMessageSecret", false, func() error { return s.PutMessageSecret(ctx, group, peerPN, msgID, value(name, "secret", 32)) }},
+		{"PutManySessions", false, func() error {
 			return s.PutManySessions(ctx, map[string][]byte{address2: value(name, "session2", 200)})
 		}},
 	}
-	out.Bench = map[string]float64{}
-	var total, reads time.Duration
-	for _, call := range calls {
-		for range 20 { // warm the pool and the prepared statements
-			step(t, call.name, call.fn())
-		}
-		begin := time.Now()
-		for range iterations {
-			step(t, call.name, call.fn())
-		}
-		elapsed := time.Since(begin)
-		total += elapsed
-		if strings.HasPrefix(call.name, "Get") || strings.HasPrefix(call.name, "Is") {
-			reads += elapsed
-		}
-		out.Bench[call.name] = float64(elapsed.Microseconds()) / float64(iterations)
-	}
-	out.Bench["mean"] = float64(total.Microseconds()) / float64(iterations*len(calls))
-	out.Bench["mean_read"] = float64(reads.Microseconds()) / float64(iterations*4)
-	out.Bench["mean_write"] = float64((total - reads).Microseconds()) / float64(iterations*(len(calls)-4))
-	out.Iterations = iterations
 }
+
+type storeCall struct {
+	name string
+	read bool
+	fn   func() error
+}
+
+// benchChunks is how many slices each call's iterations are cut into; the targets take turns
+// slice by slice, so that every target meets the same machine. On a shared machine, separate
+// runs differ by more than the costs compared.
+const benchChunks = 20
+
+// bench runs the receive path's store calls against each target (pool=DSN, or wrap=DSN for the
+// tenant wrapper), each with its own tenant (TENANT0, TENANT1, …) whose device and history it
+// writes first, interleaved, and reports the mean time per call of each target, in the order given.
+func bench(ctx context.Context, tenantName string, iterations int, targets []string) {
+	type target struct {
+		t     *tenant
+		calls []storeCall
+		spent []time.Duration
+	}
+	var ts []*target
+	for i, spec := range targets {
+		kind, dsn, ok := strings.Cut(spec, "=")
+		if !ok || (kind != "pool" && kind != "wrap") {
+			fail("bad target %q: want pool=DSN or wrap=DSN", spec)
+		}
+		pool, err := pgxpool.New(ctx, dsn)
+		if err != nil {
+			fail("connecting to target %d: %v", i, err)
+		}
+		defer pool.Close()
+		t := open(ctx, pool, fmt.Sprintf("%s%d", tenantName, i), kind == "wrap")
+		write(ctx, t)
+		calls := receiveCalls(ctx, t)
+		for _, call := range calls {
+			for range 20 { // warm the pool and the prepared statements
+				step(t, call.name, call.fn())
+			}
+		}
+		ts = append(ts, &target{t: t, calls: calls, spent: make([]time.Duration, len(calls))})
+	}
+	perChunk := max(iterations/benchChunks, 1)
+	for c := range ts[0].calls {
+		for chunk := range benchChunks {
+			for k := range ts {
+				tg := ts[(chunk+k)%len(ts)] // a different target goes first in each slice
+				call := tg.calls[c]
+				begin := time.Now()
+				for range perChunk {
+					step(tg.t, call.name, call.fn())
+				}
+				tg.spent[c] += time.Since(begin)
+			}
+		}
+	}
+	n := perChunk * benchChunks
+	for _, tg := range ts {
+		result := map[string]float64{}
+		var total, reads time.Duration
+		var readCalls int
+		for c, call := range tg.calls {
+			result[call.name] = float64(tg.spent[c].Microseconds()) / float64(n)
+			total += tg.spent[c]
+			if call.read {
+				reads += tg.spent[c]
+				readCalls++
+			}
+		}
+		calls := len(tg.calls)
+		result["mean"] = float64(total.Microseconds()) / float64(n*calls)
+		result["mean_read"] = float64(reads.Microseconds()) / float64(n*readCalls)
+		result["mean_write"] = float64((total - reads).Microseconds()) / float64(n*(calls-readCalls))
+		out.Targets = append(out.Targets, result)
+	}
+	out.Iterations = n
+}
+
+const usage = "usage: fork-store [-wrap] exercise DSN A B | bench TENANT N pool=DSN|wrap=DSN..."
 
 func main() {
 	wrap := flag.Bool("wrap", false, "name the tenant in every transaction (needs the tenantdb build)")
 	flag.Parse()
 	args := flag.Args()
-	if len(args) < 1 {
-		fmt.Fprintln(os.Stderr, "usage: fork-store [-wrap] exercise DSN A B | bench DSN TENANT N")
-		os.Exit(2)
-	}
 	out.Wrapped = *wrap
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, args[1])
-	if err != nil {
-		fail("connecting: %v", err)
-	}
-	defer pool.Close()
 	switch {
-	case args[0] == "exercise" && len(args) == 4:
-		exercise(ctx, pool, args[2:], *wrap)
-	case args[0] == "bench" && len(args) == 4:
-		iterations, convErr := strconv.Atoi(args[3])
-		if convErr != nil {
-			fail("bad iteration count %q", args[3])
+	case len(args) == 4 && args[0] == "exercise":
+		pool, err := pgxpool.New(ctx, args[1])
+		if err != nil {
+			fail("connecting: %v", err)
 		}
-		bench(ctx, pool, args[2], *wrap, iterations)
+		defer pool.Close()
+		exercise(ctx, pool, args[2:], *wrap)
+	case len(args) >= 4 && args[0] == "bench" && !*wrap:
+		iterations, err := strconv.Atoi(args[2])
+		if err != nil || iterations < 1 {
+			fail("bad iteration count %q", args[2])
+		}
+		bench(ctx, args[1], iterations, args[3:])
 	default:
-		fmt.Fprintln(os.Stderr, "usage: fork-store [-wrap] exercise DSN A B | bench DSN TENANT N")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	out.OK = true
