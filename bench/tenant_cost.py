@@ -19,7 +19,7 @@ Then, in alternating rounds:
     and with BEGIN and the call sent with the first statement;
   - pg_stat_statements (track = top) over all of the above: each statement's execution time per
     call at top level, planning included;
-  - the Go wrapper (tests/go/fork/tenantdb.go), when its program is built (bash .ci/go): the
+  - the Go wrapper (tests/go/fork/tenantdb.go), built for this checkout by bash .ci/go, if it can be: the
     fork's store calls through the pool on (b), and through the wrapper as the login on (c), (c1) and
     (c0), with pg_stat_statements counting the fork's reads.
 Writes bench/results/tenant-cost.md.
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import re
 import statistics
 import subprocess
 from pathlib import Path
@@ -143,13 +143,15 @@ def pipelined_script(folder: Path, label: str, before: list[str]) -> list[str]:
     return [*mode, "-D", f"b={TENANT}", "-f", str(path)]
 
 
-def go_bin() -> Path:
-    """Where bash .ci/go puts the Go programs."""
-    if os.environ.get("WHATSMEOW_TENANCY_GO_CACHE"):
-        return Path(os.environ["WHATSMEOW_TENANCY_GO_CACHE"]) / "bin"
-    if os.geteuid() == 0:
-        return Path("/var/cache/whatsmeow-tenancy/go/bin")
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "whatsmeow-tenancy/go/bin"
+def fork_store_program() -> tuple[Path | None, str]:
+    """The fork's program with the tenant wrapper, built for this checkout by bash .ci/go (a few
+    seconds when its cache is current), or None and why not: a program built from other sources
+    would measure another schema."""
+    result = subprocess.run(["bash", str(ROOT / ".ci" / "go")], capture_output=True, text=True, check=False)
+    built = re.search(r"every program built in \d+ s, into (.+)$", result.stderr.strip())
+    if result.returncode != 0 or not built:
+        return None, (result.stderr.strip().splitlines() or ["bash .ci/go printed nothing"])[-1]
+    return Path(built[1]) / "fork-store-tenantdb", ""
 
 
 def go_bench(program: Path, tenant: str, iterations: int, targets: list[str]) -> list[dict]:
@@ -193,8 +195,8 @@ def measure(cluster: Cluster, workdir: Path, rounds: int, duration: int, go_iter
         conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'none'")
         conn.execute("SELECT pg_reload_conf()")
     results = {"pipelined": pipe, "hot": hot, "statements": statements, "go": None}
-    program = go_bin() / "fork-store-tenantdb"
-    if program.exists():
+    program, why_not = fork_store_program()
+    if program:
         app = f"user={APP_LOGIN}"
         # One process per round runs every configuration in turn, slice by slice, so that each meets
         # the same machine; each writes its own tenant's device and history first.
@@ -226,7 +228,7 @@ def measure(cluster: Cluster, workdir: Path, rounds: int, duration: int, go_iter
                    for key in ("mean_read", "mean")}
             for name, runs in go_runs.items()}
     else:
-        progress(f"no {program}: the Go wrapper is left out (build it with bash .ci/go)")
+        progress(f"the Go wrapper is left out: {why_not}")
     return results
 
 
@@ -267,8 +269,11 @@ def top_level_times(cluster: Cluster) -> list[tuple[str, str, str, float, int]]:
 
 def fork_statement_times(cluster: Cluster) -> dict[str, dict[str, tuple[float, float]]]:
     """The fork's read statements during the Go runs: {statement: {database: (plan µs, execution µs)}}."""
-    reads = {"getIdentityQuery": "FROM whatsmeow_identity_keys", "getSessionQuery": "FROM whatsmeow_sessions",
-             "getSenderKeyQuery": "FROM whatsmeow_sender_keys", "getMsgSecret": "FROM whatsmeow_message_secrets"}
+    # Each by the start of its text: other reads of the same tables (GetManySessions) run too.
+    reads = {"getIdentityQuery": "SELECT identity FROM whatsmeow_identity_keys",
+             "getSessionQuery": "SELECT session FROM whatsmeow_sessions",
+             "getSenderKeyQuery": "SELECT sender_key FROM whatsmeow_sender_keys",
+             "getMsgSecret": "SELECT key, sender_jid FROM whatsmeow_message_secrets"}
     with admin(cluster) as conn:
         rows = conn.execute(
             """
@@ -281,7 +286,7 @@ def fork_statement_times(cluster: Cluster) -> dict[str, dict[str, tuple[float, f
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for db, query, plan, execute in rows:
         for name, marker in reads.items():
-            if marker in " ".join(query.split()):
+            if " ".join(query.split()).startswith(marker):
                 out.setdefault(name, {})[db] = (plan, execute)
     return out
 
@@ -294,6 +299,13 @@ def ratio(configs: dict, num: str, den: str) -> tuple[float, list[float]]:
 def cpu_ratio(configs: dict, num: str, den: str) -> float:
     """The denominator's CPU per transaction over the numerator's: above 1 when the numerator costs less."""
     return statistics.median(d / n for n, d in zip(configs[num].cpu, configs[den].cpu))
+
+
+def ratio_cells(configs: dict, c: hotpath.Config, base: str) -> str:
+    """Table cells of one configuration: rate, CPU, the median ratio to `base`, each round's, and by CPU."""
+    median_ratio, per_round = ratio(configs, c.label, base)
+    return (f"{statistics.median(c.tps):,.0f} | {statistics.median(c.cpu):.0f} | {median_ratio:.2f} | "
+            f"{', '.join(f'{x:.2f}' for x in per_round)} | {cpu_ratio(configs, c.label, base):.2f}")
 
 
 def report(cluster: Cluster, results: dict, rounds: int, duration: int, command: str) -> str:
@@ -316,9 +328,7 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
               "|---|---:|---:|---:|---|---:|"]
     for c in results["pipelined"]:
         base = "lookup-unprepared" if c.label.endswith("-unprepared") else "lookup"
-        r, rounds_ = ratio(pipe, c.label, base)
-        lines.append(f"| {c.title} | {statistics.median(c.tps):,.0f} | {statistics.median(c.cpu):.0f} | {r:.2f} | "
-                     f"{', '.join(f'{x:.2f}' for x in rounds_)} | {cpu_ratio(pipe, c.label, base):.2f} |")
+        lines.append(f"| {c.title} | {ratio_cells(pipe, c, base)} |")
     lines += ["", "## The hot-path transaction, two clients", "",
               "One message of bench/hotpath.py (4 to 7 catalogue statements) in one transaction, every statement "
               "a round trip unless said otherwise.", "",
@@ -326,11 +336,8 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
               "|---|---:|---:|---:|---|---:|---:|"]
     for c in results["hot"]:
         base = "A-pipe" if c.label.endswith("-pipe") else "A"
-        ra, rounds_ = ratio(hot, c.label, base)
         rb = f"{ratio(hot, c.label, 'B')[0]:.2f}" if not c.label.endswith("-pipe") else ""
-        lines.append(f"| {c.title} | {statistics.median(c.tps):,.0f} | {statistics.median(c.cpu):.0f} | "
-                     f"{ra:.2f} | {', '.join(f'{x:.2f}' for x in rounds_)} | {cpu_ratio(hot, c.label, base):.2f} | "
-                     f"{rb} |")
+        lines.append(f"| {c.title} | {ratio_cells(hot, c, base)} | {rb} |")
     lines += ["", "## Server time per call at top level (pg_stat_statements)", "",
               "Execution and planning time per call, wall time under the rounds above (it includes waiting for "
               "a core).", "",
