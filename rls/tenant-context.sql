@@ -40,13 +40,9 @@ RETURNS VOID
 LANGUAGE plpgsql
 AS $$
 DECLARE
-    named TEXT := CASE
-        WHEN current_setting('app.current_business_id_xact', TRUE) = encode(timestamptz_send(now()), 'hex')
-            THEN current_setting('app.current_business_id', TRUE)
-    END;
+    named TEXT := whatsmeow_current_tenant();
 BEGIN
-    IF whatsmeow_business_id_is_valid(business_id) IS TRUE
-        AND current_setting('app.current_business_id_xact', TRUE) = encode(timestamptz_send(now()), 'hex') THEN
+    IF whatsmeow_business_id_is_valid(business_id) IS TRUE AND named IS NOT NULL THEN
         RAISE EXCEPTION USING
             ERRCODE = 'invalid_transaction_state',
             MESSAGE = format('this transaction already belongs to tenant %s; it cannot switch to %s',
