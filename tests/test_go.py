@@ -247,14 +247,15 @@ def test_fork_store_with_the_tenant_wrapper_keeps_tenants_apart_under_forced_rls
 
 
 def test_tenant_wrapper_cost(new_database, template_db, forced_rls_app_dsn, psql):
-    # The pool and the wrapper on a store without policies (the wrapper needs only the tenant
-    # functions), then the wrapper as the application's login under forced row-level security.
+    # The pool, the wrapper with a trivial statement in the call's place, and the wrapper, on a
+    # store without policies (the wrapper needs only the tenant functions), then the wrapper as
+    # the application's login under forced row-level security.
     plain_dsn = new_database(template_db)
     result = run_psql(psql, plain_dsn, "-f", str(ROOT / "rls" / "tenant-context.sql"))
     assert result.returncode == 0, result.stderr
     iterations = "300"
-    targets = {"pool": f"pool={plain_dsn}", "wrapper": f"wrap={plain_dsn}",
-               "wrapper, forced RLS": f"wrap={forced_rls_app_dsn}"}
+    targets = {"pool": f"pool={plain_dsn}", "one more statement": f"floor={plain_dsn}",
+               "wrapper": f"wrap={plain_dsn}", "wrapper, forced RLS": f"wrap={forced_rls_app_dsn}"}
     report = go("fork-store-tenantdb", "bench", "acme", iterations, *targets.values())
     assert report["ok"] and report["iterations"] == 300
     runs = dict(zip(targets, report["microseconds_per_op"]))
@@ -266,6 +267,6 @@ def test_tenant_wrapper_cost(new_database, template_db, forced_rls_app_dsn, psql
 
 def test_bench_names_a_target_it_cannot_use():
     report = go("fork-store-tenantdb", "bench", "acme", "10", "postgres:///x")
-    assert not report["ok"] and report["error"] == 'bad target "postgres:///x": want pool=DSN or wrap=DSN'
+    assert not report["ok"] and report["error"] == 'bad target "postgres:///x": want pool=DSN, wrap=DSN or floor=DSN'
     report = go("fork-store", "bench", "acme", "10", "wrap=dbname=x")
     assert not report["ok"] and "the tenant wrapper needs fork-store-tenantdb" in report["error"]

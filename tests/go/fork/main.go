@@ -3,14 +3,15 @@
 // two tenants that share every JID, and prints one JSON line.
 //
 //	fork-store [-wrap] exercise DSN TENANT_A TENANT_B
-//	fork-store bench TENANT ITERATIONS pool=DSN|wrap=DSN...
+//	fork-store bench TENANT ITERATIONS pool=DSN|wrap=DSN|floor=DSN...
 //
 // exercise writes a full store for each tenant through the store API, reads everything back for
 // both, deletes some of B's rows and then B's device, and checks after every step that A's rows
 // are unchanged and that neither tenant reads the other's. bench times a hot-path mix of store
 // operations against each target in turn, interleaved. -wrap (and a wrap= target) names the
-// tenant in every transaction (TenantDB), which row-level security needs; only the
-// fork-store-tenantdb build has it. Exit status: 0 ok, 1 failed, 2 bad usage.
+// tenant in every transaction (TenantDB), which row-level security needs; a floor= target sends
+// a trivial statement in the tenant call's place, to show what one more statement costs; only
+// the fork-store-tenantdb build has them. Exit status: 0 ok, 1 failed, 2 bad usage.
 package main
 
 import (
@@ -67,6 +68,7 @@ type report struct {
 	DeviceJID   string               `json:"device_jid,omitempty"`
 	Targets     []map[string]float64 `json:"microseconds_per_op,omitempty"`
 	Iterations  int                  `json:"iterations,omitempty"`
+	Reads       []string             `json:"reads,omitempty"`
 }
 
 var out = report{Operations: map[string]int{}, ForkDefects: map[string]string{}}
@@ -126,8 +128,9 @@ func check(t *tenant, what string, ok bool) {
 	}
 }
 
-func open(ctx context.Context, pool *pgxpool.Pool, name string, wrap bool) *tenant {
-	c := sqlstore.NewContainer(storeDB(pool, name, wrap), name, nil)
+// open gives the tenant a store on pool, through what kind names: pool, wrap or floor (storeDB).
+func open(ctx context.Context, pool *pgxpool.Pool, name string, kind string) *tenant {
+	c := sqlstore.NewContainer(storeDB(pool, name, kind), name, nil)
 	return &tenant{name: name, container: c, store: sqlstore.NewSQLStore(c, device)}
 }
 
@@ -292,13 +295,17 @@ func deleteSome(ctx context.Context, t *tenant) {
 }
 
 func exercise(ctx context.Context, pool *pgxpool.Pool, names []string, wrap bool) {
+	kind := "pool"
+	if wrap {
+		kind = "wrap"
+	}
 	tenants := make([]*tenant, len(names))
 	for i, name := range names {
-		tenants[i] = open(ctx, pool, name, wrap)
+		tenants[i] = open(ctx, pool, name, kind)
 		write(ctx, tenants[i])
 	}
 	reopen := func(i int) *tenant {
-		t := open(ctx, pool, names[i], wrap)
+		t := open(ctx, pool, names[i], kind)
 		t.preKey = tenants[i].preKey
 		return t
 	}
@@ -348,8 +355,8 @@ type storeCall struct {
 // runs differ by more than the costs compared.
 const benchChunks = 20
 
-// bench runs the receive path's store calls against each target (pool=DSN, or wrap=DSN for the
-// tenant wrapper), each with its own tenant (TENANT0, TENANT1, …) whose device and history it
+// bench runs the receive path's store calls against each target (pool=DSN, wrap=DSN for the
+// tenant wrapper, floor=DSN for the wrapper with oneMoreStatement in the call's place), each with its own tenant (TENANT0, TENANT1, …) whose device and history it
 // writes first, interleaved, and reports the mean time per call of each target, in the order given.
 func bench(ctx context.Context, tenantName string, iterations int, targets []string) {
 	type target struct {
@@ -360,15 +367,15 @@ func bench(ctx context.Context, tenantName string, iterations int, targets []str
 	var ts []*target
 	for i, spec := range targets {
 		kind, dsn, ok := strings.Cut(spec, "=")
-		if !ok || (kind != "pool" && kind != "wrap") {
-			fail("bad target %q: want pool=DSN or wrap=DSN", spec)
+		if !ok || (kind != "pool" && kind != "wrap" && kind != "floor") {
+			fail("bad target %q: want pool=DSN, wrap=DSN or floor=DSN", spec)
 		}
 		pool, err := pgxpool.New(ctx, dsn)
 		if err != nil {
 			fail("connecting to target %d: %v", i, err)
 		}
 		defer pool.Close()
-		t := open(ctx, pool, fmt.Sprintf("%s%d", tenantName, i), kind == "wrap")
+		t := open(ctx, pool, fmt.Sprintf("%s%d", tenantName, i), kind)
 		write(ctx, t)
 		calls := receiveCalls(ctx, t)
 		for _, call := range calls {
@@ -393,6 +400,11 @@ func bench(ctx context.Context, tenantName string, iterations int, targets []str
 		}
 	}
 	n := perChunk * benchChunks
+	for _, call := range ts[0].calls {
+		if call.read {
+			out.Reads = append(out.Reads, call.name)
+		}
+	}
 	for _, tg := range ts {
 		result := map[string]float64{}
 		var total, reads time.Duration
@@ -414,7 +426,7 @@ func bench(ctx context.Context, tenantName string, iterations int, targets []str
 	out.Iterations = n
 }
 
-const usage = "usage: fork-store [-wrap] exercise DSN A B | bench TENANT N pool=DSN|wrap=DSN..."
+const usage = "usage: fork-store [-wrap] exercise DSN A B | bench TENANT N pool=DSN|wrap=DSN|floor=DSN..."
 
 func main() {
 	wrap := flag.Bool("wrap", false, "name the tenant in every transaction (needs the tenantdb build)")

@@ -9,9 +9,14 @@ import (
 
 const canWrap = true
 
-func storeDB(pool *pgxpool.Pool, tenant string, wrap bool) sqlstore.DB {
-	if wrap {
+// storeDB is what the store runs on: the pool, the tenant wrapper, or the wrapper with
+// oneMoreStatement in place of the tenant call (the benchmark's floor).
+func storeDB(pool *pgxpool.Pool, tenant string, kind string) sqlstore.DB {
+	switch kind {
+	case "wrap":
 		return &TenantDB{Pool: pool, Tenant: tenant}
+	case "floor":
+		return &TenantDB{Pool: pool, Tenant: tenant, naming: oneMoreStatement}
 	}
 	return pool
 }
