@@ -20,8 +20,8 @@ Then, in alternating rounds:
   - pg_stat_statements (track = top) over all of the above: each statement's execution time per
     call at top level, planning included;
   - the Go wrapper (tests/go/fork/tenantdb.go), built for this checkout by bash .ci/go, if it can be: the
-    fork's store calls through the pool on (b), through the wrapper on (b) with SELECT $1::TEXT in the
-    tenant call's place (the floor: one more statement in the round trip) and with the call, and
+    fork's store calls through the pool on (b), through the wrapper on (b) with a trivial statement in
+    the tenant call's place (the floor: one more statement in the round trip) and with the call, and
     through the wrapper as the login on (c), (c1) and (c0), with pg_stat_statements counting the
     fork's reads.
 Writes bench/results/tenant-cost.md.
@@ -213,7 +213,7 @@ def measure(cluster: Cluster, workdir: Path, rounds: int, duration: int, go_iter
         # the same machine; each writes its own tenant's device and history first.
         targets = {
             "pool, (b)": f"pool={cluster.dsn('tenant_go')}",
-            "wrapper, (b), with SELECT $1::TEXT in the call's place": f"floor={cluster.dsn('tenant_go')}",
+            "wrapper, (b), a trivial statement in the call's place": f"floor={cluster.dsn('tenant_go')}",
             "wrapper, (b) with no policy": f"wrap={cluster.dsn('tenant_go')}",
             "wrapper, (c)": f"wrap={cluster.dsn('tenant_rls')} {app}",
             "wrapper, (c1) policies calling the function": f"wrap={cluster.dsn('tenant_rls_calling')} {app}",
@@ -373,9 +373,9 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
         lines += ["", "## The Go wrapper", "",
                   "The fork's store calls of the receive path (four reads, three writes), µs per call, medians of "
                   "the rounds; the ratio is against the pool on (b) in the same round. In each round one process "
-                  "runs every configuration in turn, in 20 slices of each call's iterations. The wrapper with "
-                  "SELECT $1::TEXT in the call's place is the floor: what one more statement in the round trip "
-                  f"costs by itself. Cached reads are the reads but {PLANNED_EVERY_CALL}, which PostgreSQL plans "
+                  "runs every configuration in turn, in 20 slices of each call's iterations. The wrapper with a "
+                  "trivial statement in the call's place (oneMoreStatement in tests/go/fork/tenantdb.go) is the "
+                  f"floor: what one more statement in the round trip costs by itself. Cached reads are the reads but {PLANNED_EVERY_CALL}, which PostgreSQL plans "
                   "on every call.", "",
                   "| how | reads (mean) | all seven (mean) | reads vs pool | cached reads vs pool "
                   "| all seven vs pool |",

@@ -356,8 +356,9 @@ type storeCall struct {
 const benchChunks = 20
 
 // bench runs the receive path's store calls against each target (pool=DSN, wrap=DSN for the
-// tenant wrapper, floor=DSN for the wrapper with oneMoreStatement in the call's place), each with its own tenant (TENANT0, TENANT1, …) whose device and history it
-// writes first, interleaved, and reports the mean time per call of each target, in the order given.
+// tenant wrapper, floor=DSN for the wrapper with oneMoreStatement in the call's place), each with
+// its own tenant (TENANT0, TENANT1, …) whose device and history it writes first, interleaved, and
+// reports the mean time per call of each target, in the order given.
 func bench(ctx context.Context, tenantName string, iterations int, targets []string) {
 	type target struct {
 		t     *tenant
