@@ -97,6 +97,22 @@ def admin(cluster: Cluster, dbname: str = "postgres") -> psycopg.Connection:
     return psycopg.connect(cluster.dsn(dbname), autocommit=True)
 
 
+def statement_stats(conn: psycopg.Connection) -> str:
+    """pg_stat_statements as a subquery with the same columns on every major: dbid, userid, query,
+    calls, plans, total_exec_time, total_plan_time and toplevel. Before 13 nothing counts planning:
+    plans is NULL and total_plan_time 0. Before 14 every row counts as top level, which is what
+    track = 'top' records."""
+    version = int(conn.execute("SHOW server_version_num").fetchone()[0])
+    if version >= 140000:
+        return ("(SELECT dbid, userid, query, calls, plans, total_exec_time, total_plan_time, toplevel "
+                "FROM pg_stat_statements)")
+    if version >= 130000:
+        return ("(SELECT dbid, userid, query, calls, plans, total_exec_time, total_plan_time, TRUE AS toplevel "
+                "FROM pg_stat_statements)")
+    return ("(SELECT dbid, userid, query, calls, NULL::BIGINT AS plans, total_time AS total_exec_time, "
+            "0 AS total_plan_time, TRUE AS toplevel FROM pg_stat_statements)")
+
+
 def postmaster_pid(cluster: Cluster) -> int:
     return int((cluster.datadir / "postmaster.pid").read_text().split()[0])
 
@@ -105,7 +121,8 @@ def machine(cluster: Cluster) -> dict:
     """The PostgreSQL version and settings, the CPU, the memory, and the date of the run."""
     with admin(cluster) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
-        collate = conn.execute("SHOW lc_collate").fetchone()[0]
+        # From the catalog: PostgreSQL 16 dropped the lc_collate setting.
+        collate = conn.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()").fetchone()[0]
         settings = dict(conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
                                      "('shared_buffers', 'synchronous_commit', 'max_wal_size')").fetchall())
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()

@@ -35,7 +35,7 @@ import writecost
 from applier.embedded import Cluster
 from catalogue import forms
 from data import Shape
-from harness import RESULTS, ROOT, admin, machine, postmaster_pid, progress, temporary_cluster
+from harness import RESULTS, ROOT, admin, machine, postmaster_pid, progress, statement_stats, temporary_cluster
 from stores import APP_LOGIN, build, login, with_rls
 
 PRESETS = {
@@ -169,12 +169,12 @@ def statement_costs(cluster: Cluster, scripts: dict, configs: dict, clients: int
             with admin(cluster, c.database) as conn:
                 for query, calls, plans, us in conn.execute(
                     "SELECT query, calls, plans, (total_exec_time + total_plan_time) / calls * 1000 "
-                    "FROM pg_stat_statements WHERE calls > 50 AND (query LIKE '%whatsmeow%' OR query IN "
+                    f"FROM {statement_stats(conn)} AS s WHERE calls > 50 AND (query LIKE '%whatsmeow%' OR query IN "
                     "('BEGIN', 'COMMIT'))"
                 ):
                     name = hotpath.statement_name(query)
                     costs.setdefault(name, {})[label] = us
-                    costs[name][label + " replanned"] = plans >= calls
+                    costs[name][label + " replanned"] = plans is not None and plans >= calls
     finally:
         with admin(cluster) as conn:
             conn.execute("ALTER SYSTEM SET pg_stat_statements.track = 'none'")

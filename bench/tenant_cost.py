@@ -40,7 +40,8 @@ import hotpath
 from applier.embedded import Cluster
 from catalogue import forms
 from data import BID, JID, PN, Shape
-from harness import RESULTS, ROOT, admin, header, machine, postmaster_pid, progress, temporary_cluster
+from harness import (RESULTS, ROOT, admin, header, machine, postmaster_pid, progress, statement_stats,
+                     temporary_cluster)
 from stores import APP_LOGIN, build, copy_database, with_rls
 
 SHAPE = Shape(10, 4, 1000)
@@ -248,12 +249,12 @@ def top_level_times(cluster: Cluster) -> list[tuple[str, str, str, float, int]]:
     """(database, user, statement, µs per call, calls) for the tenant statements and the lookup."""
     with admin(cluster) as conn:
         rows = conn.execute(
-            """
+            f"""
             SELECT d.datname, r.rolname, s.query, (s.total_exec_time + s.total_plan_time) / s.calls * 1000, s.calls
-            FROM pg_stat_statements AS s
+            FROM {statement_stats(conn)} AS s
             JOIN pg_database AS d ON d.oid = s.dbid
             JOIN pg_roles AS r ON r.oid = s.userid
-            WHERE s.calls > 20 AND (current_setting('server_version_num')::INT < 140000 OR s.toplevel)
+            WHERE s.calls > 20 AND s.toplevel
             ORDER BY 1, 2, 3
             """
         ).fetchall()
@@ -288,9 +289,9 @@ def fork_statement_times(cluster: Cluster) -> dict[str, dict[str, tuple[float, f
              "getMsgSecret": "SELECT key, sender_jid FROM whatsmeow_message_secrets"}
     with admin(cluster) as conn:
         rows = conn.execute(
-            """
+            f"""
             SELECT d.datname, s.query, s.total_plan_time / s.calls * 1000, s.total_exec_time / s.calls * 1000
-            FROM pg_stat_statements AS s
+            FROM {statement_stats(conn)} AS s
             JOIN pg_database AS d ON d.oid = s.dbid
             WHERE s.calls > 20 AND s.query LIKE 'SELECT%'
             """
@@ -323,15 +324,18 @@ def ratio_cells(configs: dict, c: hotpath.Config, base: str) -> str:
 def report(cluster: Cluster, results: dict, rounds: int, duration: int, command: str) -> str:
     pipe = {c.label: c for c in results["pipelined"]}
     hot = {c.label: c for c in results["hot"]}
+    m = machine(cluster)
     lines = header(
         "What naming the tenant costs a client",
-        machine(cluster), command,
+        m, command,
         f"{SHAPE.tenants} tenants x {SHAPE.devices} devices x {SHAPE.peers} peers; {rounds} alternating rounds of "
         f"{duration}s per configuration; medians of the per-round ratios. The machine is shared with other work: "
         "compare ratios within this page, never µs across runs. pg_stat_statements counts (track = top) during "
         "every round, in every configuration alike. (c0) is the tenant context of earlier versions: PL/pgSQL "
         "with a pinned search_path, SET LOCAL through EXECUTE, a to_char() stamp, and policies that call "
-        "whatsmeow_current_tenant(); (c1) is (c) with those policies.",
+        "whatsmeow_current_tenant(); (c1) is (c) with those policies."
+        + (" PostgreSQL 12 counts no planning time: its µs per call are execution alone."
+           if m["postgres"].startswith("12") else ""),
     )
     lines += ["## One pipelined round trip, one client", "",
               "Ratios are medians of the rounds' ratios to the lookup alone (unprepared rows: to the lookup alone, "
