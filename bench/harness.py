@@ -97,20 +97,22 @@ def admin(cluster: Cluster, dbname: str = "postgres") -> psycopg.Connection:
     return psycopg.connect(cluster.dsn(dbname), autocommit=True)
 
 
+# pg_stat_statements counts planning from PostgreSQL 13 on.
+PLANNING_COUNTED_FROM = 130000
+
+
 def statement_stats(conn: psycopg.Connection) -> str:
     """pg_stat_statements as a subquery with the same columns on every major: dbid, userid, query,
-    calls, plans, total_exec_time, total_plan_time and toplevel. Before 13 nothing counts planning:
-    plans is NULL and total_plan_time 0. Before 14 every row counts as top level, which is what
+    calls, plans, total_exec_time, total_plan_time and toplevel. Where planning is not counted, plans
+    is NULL and total_plan_time 0; where toplevel is missing, every row is top level, which is what
     track = 'top' records."""
     version = int(conn.execute("SHOW server_version_num").fetchone()[0])
-    if version >= 140000:
-        return ("(SELECT dbid, userid, query, calls, plans, total_exec_time, total_plan_time, toplevel "
-                "FROM pg_stat_statements)")
-    if version >= 130000:
-        return ("(SELECT dbid, userid, query, calls, plans, total_exec_time, total_plan_time, TRUE AS toplevel "
-                "FROM pg_stat_statements)")
-    return ("(SELECT dbid, userid, query, calls, NULL::BIGINT AS plans, total_time AS total_exec_time, "
-            "0 AS total_plan_time, TRUE AS toplevel FROM pg_stat_statements)")
+    if version >= PLANNING_COUNTED_FROM:
+        planning = "plans, total_exec_time, total_plan_time"
+    else:
+        planning = "NULL::BIGINT AS plans, total_time AS total_exec_time, 0 AS total_plan_time"
+    toplevel = "toplevel" if version >= 140000 else "TRUE AS toplevel"
+    return f"(SELECT dbid, userid, query, calls, {planning}, {toplevel} FROM pg_stat_statements)"
 
 
 def postmaster_pid(cluster: Cluster) -> int:
@@ -121,6 +123,7 @@ def machine(cluster: Cluster) -> dict:
     """The PostgreSQL version and settings, the CPU, the memory, and the date of the run."""
     with admin(cluster) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
+        version_num = int(conn.execute("SHOW server_version_num").fetchone()[0])
         # From the catalog: PostgreSQL 16 dropped the lc_collate setting.
         collate = conn.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()").fetchone()[0]
         settings = dict(conn.execute("SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
@@ -129,6 +132,7 @@ def machine(cluster: Cluster) -> dict:
                 if line.startswith("model name")), platform.processor())
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": memory / 2**30, "postgres": version,
+            "version_num": version_num,
             "collate": collate, "settings": settings,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 

@@ -40,8 +40,8 @@ import hotpath
 from applier.embedded import Cluster
 from catalogue import forms
 from data import BID, JID, PN, Shape
-from harness import (RESULTS, ROOT, admin, header, machine, postmaster_pid, progress, statement_stats,
-                     temporary_cluster)
+from harness import (PLANNING_COUNTED_FROM, RESULTS, ROOT, admin, header, machine, postmaster_pid, progress,
+                     statement_stats, temporary_cluster)
 from stores import APP_LOGIN, build, copy_database, with_rls
 
 SHAPE = Shape(10, 4, 1000)
@@ -334,8 +334,8 @@ def report(cluster: Cluster, results: dict, rounds: int, duration: int, command:
         "every round, in every configuration alike. (c0) is the tenant context of earlier versions: PL/pgSQL "
         "with a pinned search_path, SET LOCAL through EXECUTE, a to_char() stamp, and policies that call "
         "whatsmeow_current_tenant(); (c1) is (c) with those policies."
-        + (" PostgreSQL 12 counts no planning time: its µs per call are execution alone."
-           if m["postgres"].startswith("12") else ""),
+        + (f" PostgreSQL {m['postgres'].split()[0]} counts no planning time: its µs per call are execution alone."
+           if m["version_num"] < PLANNING_COUNTED_FROM else ""),
     )
     lines += ["## One pipelined round trip, one client", "",
               "Ratios are medians of the rounds' ratios to the lookup alone (unprepared rows: to the lookup alone, "
